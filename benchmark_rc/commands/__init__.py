@@ -1,0 +1,1 @@
+"""One module per `benchmark-rc` subcommand: ``configure(parser)`` and ``run(args)``."""

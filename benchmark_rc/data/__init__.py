@@ -1,0 +1,1 @@
+"""Datasets: the HDF5 schema, simulation and tf.data input pipelines."""

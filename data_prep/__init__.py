@@ -1,0 +1,1 @@
+"""Real genomic data (FASTA, BED/narrowPeak, bigWig) to benchmark_rc HDF5 datasets."""
