@@ -141,6 +141,10 @@ class DatasetWriter:
 
     def _finish(self) -> None:
         f = self._file
+        # params / attrs may be updated while the writer is open (e.g. counts known at the end)
+        f.attrs["params"] = json.dumps(self.params, sort_keys=True, default=_json_default)
+        for key, value in self.attrs.items():
+            f.attrs[key] = value
         for split in SPLITS:
             for name, tail in self._shapes.items():
                 if name not in f[split]:

@@ -1,0 +1,153 @@
+"""Benchmark: native DeepSHAP and ISM against shap.DeepExplainer and the forward-pass bounds.
+
+One run, binary architecture (1000 bp), 20 dinucleotide-shuffled references per sequence:
+
+* DeepSHAP sequences/s, ours vs shap.DeepExplainer (callable per-sequence references, the
+  genomics usage) on the SAME model and references, with the agreement of per-position sums;
+* ours as a fraction of the bound: 3 x n_refs forward passes per sequence at the model's batched
+  forward speed (measured in the same run, before and after);
+* ISM sequences/s vs its bound of 3L forward passes per sequence.
+
+Writes bench/results/attribution.json (machine, versions, parameters, figures).
+Usage: .venv/bin/python bench/attribution.py [--n-seqs 48] [--n-shap 6] [--batch-size 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+
+def _rate(fn, n_items: int, repeats: int) -> float:
+    """Best-of-``repeats`` items/s of fn() (one warm-up call first)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return n_items / best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-seqs", type=int, default=48, help="sequences for our DeepSHAP")
+    parser.add_argument("--n-shap", type=int, default=6, help="sequences for shap (slow)")
+    parser.add_argument("--n-ism", type=int, default=2, help="sequences for ISM")
+    parser.add_argument("--n-refs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "attribution.json"))
+    args = parser.parse_args(argv)
+
+    import keras
+    import shap
+    import tensorflow as tf
+    from shap.explainers._deep import deep_tf
+    from tensorflow.python.eager import backprop, execute
+
+    import benchmark_rc as brc
+    from benchmark_rc.attribution import _engine as E
+    from benchmark_rc.attribution import deepshap, dinuc_shuffle_references, ism
+    from benchmark_rc.fileio import atomic_write_text
+
+    keras.utils.set_random_seed(args.seed)
+    model = brc.build_model("binary", "standard", seed=args.seed)
+    # non-trivial BN statistics so that attributions are not degenerate
+    rng = np.random.default_rng(args.seed)
+    for w in model.weights:
+        if "moving_variance" in w.path:
+            w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
+        elif "moving_mean" in w.path:
+            w.assign(rng.normal(0, 0.1, w.shape).astype("float32"))
+    length = model.inputs[0].shape[1]
+    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (args.n_seqs, length))]
+    t0 = time.perf_counter()
+    refs = dinuc_shuffle_references(x, args.n_refs, seed=args.seed)
+    shuffle_rate = args.n_seqs / (time.perf_counter() - t0)
+
+    spec = E.model_spec(model)
+    forward = E.target_function(model, spec, 0, True)
+    fwd_batch = np.concatenate([x] * (args.batch_size // len(x) + 1))[:args.batch_size]
+
+    def forward_rate() -> float:
+        with E.device_scope():
+            return _rate(lambda: forward(fwd_batch, {}).numpy(), args.batch_size,
+                         args.repeats + 2)
+
+    fwd_before = forward_rate()
+    ours_rate = _rate(lambda: deepshap(model, x, references=refs, output=0,
+                                       batch_size=args.batch_size), args.n_seqs, args.repeats)
+    ism_rate = _rate(lambda: ism(model, x[:args.n_ism], output=0, batch_size=args.batch_size),
+                     args.n_ism, max(1, args.repeats - 1))
+    fwd_after = forward_rate()
+    fwd = 0.5 * (fwd_before + fwd_after)
+
+    # shap.DeepExplainer on the same logits model and references (callable per-sequence refs)
+    logits = brc.logits_model(model)
+    lookup = {x[i].tobytes(): refs[i] for i in range(args.n_shap)}
+    saved = dict(deep_tf.op_handlers)
+    try:
+        deep_tf.op_handlers["SpaceToBatchND"] = deep_tf.passthrough
+        deep_tf.op_handlers["BatchToSpaceND"] = deep_tf.passthrough
+        explainer = shap.DeepExplainer(
+            logits, lambda inputs: [lookup[np.asarray(inputs[0], np.float32).tobytes()]])
+        shap_out: list = []
+
+        def run_shap() -> None:
+            shap_out.clear()
+            values = explainer.shap_values(x[:args.n_shap], check_additivity=False)
+            shap_out.append(np.asarray(values))
+
+        shap_rate = _rate(run_shap, args.n_shap, 1)
+    finally:
+        execute.record_gradient = backprop.record_gradient
+        deep_tf.op_handlers.clear()
+        deep_tf.op_handlers.update(saved)
+    theirs = shap_out[0].reshape(args.n_shap, length, 4).sum(-1)
+    ours = deepshap(model, x[:args.n_shap], references=refs[:args.n_shap], output=0).sum(-1)
+    agreement = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
+
+    deepshap_bound = fwd / (3 * args.n_refs)
+    ism_bound = fwd / (3 * length)
+    result = {
+        "benchmark": "attribution",
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "loadavg_1min": os.getloadavg()[0],
+                    "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]},
+        "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "shap": shap.__version__,
+                     "numpy": np.__version__, "benchmark_rc": brc.__version__},
+        "params": {"arch": "binary", "strategy": "standard", "length": length,
+                   "n_refs": args.n_refs, "n_seqs": args.n_seqs, "n_shap": args.n_shap,
+                   "n_ism": args.n_ism, "batch_size": args.batch_size,
+                   "repeats": args.repeats, "seed": args.seed, "explained": "logit, task 0"},
+        "forward_seq_per_s": {"before": fwd_before, "after": fwd_after, "mean": fwd},
+        "deepshap": {
+            "ours_seq_per_s": ours_rate, "shap_seq_per_s": shap_rate,
+            "speedup_vs_shap": ours_rate / shap_rate, "target_speedup": 3.0,
+            "bound_seq_per_s": deepshap_bound, "fraction_of_bound": ours_rate / deepshap_bound,
+            "target_fraction": 0.8,
+            "max_rel_diff_position_sums_vs_shap": agreement,
+            "dinuc_shuffle_seq_per_s": shuffle_rate,
+        },
+        "ism": {"ours_seq_per_s": ism_rate, "bound_seq_per_s": ism_bound,
+                "fraction_of_bound": ism_rate / ism_bound, "target_fraction": 0.8},
+    }
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("forward_seq_per_s", "deepshap", "ism")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""Training-step time of every strategy, as ratios to the standard model measured in the same run.
+
+binary: batch 100 of 1000 bp (rcaug: the paper's within-batch augmentation doubles it to 200);
+bpnet: batch 64 (rcaug 128). Each model's compiled train function is warmed up, then timed in
+interleaved rounds (every strategy once per round, so load drift from other processes hits all of
+them alike); the figure is the median over rounds of the per-step time. The post-hoc strategies
+train the rcaug model (their conjoining happens after training), so they are not timed apart.
+
+Also times a naive Keras 3 RCPS-half (the straightforward port: RC batch norm that concatenates
+the flipped half along length, as in keras-genomics) as the baseline the optimised layers beat.
+
+Usage: .venv/bin/python bench/strategies.py [--archs binary bpnet] [--rounds 5] [--steps 3]
+Writes bench/results/strategies.json (machine, versions, parameters, every timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import ops  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+import benchmark_rc  # noqa: E402
+from benchmark_rc.fileio import atomic_write_text  # noqa: E402
+from benchmark_rc.registry import rc_inputs, rc_outputs  # noqa: E402
+from benchmark_rc.strategies import get_strategy  # noqa: E402
+
+TIMED = [
+    "standard", "rcaug", "conjoined", "conjoined-max", "rcps", "rcps-avg", "rcps-weighted",
+    "rcps-half", "hybrid-early", "hybrid-later", "hybrid-all",
+]
+BATCH = {"binary": 100, "bpnet": 64}
+
+
+@keras.saving.register_keras_serializable(package="bench")
+class NaiveRevCompBatchNorm(keras.layers.BatchNormalization):
+    """The straightforward port of keras-genomics' RC batch norm (concat along length + flips)."""
+
+    def build(self, input_shape):
+        super().build((*input_shape[:-1], input_shape[-1] // 2))
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    def call(self, inputs, training=None):
+        half = inputs.shape[-1] // 2
+        length = inputs.shape[1]
+        stacked = ops.concatenate([inputs[..., :half], ops.flip(inputs[..., half:], -1)], axis=1)
+        normed = super().call(stacked, training=training)
+        return ops.concatenate(
+            [normed[:, :length], ops.flip(normed[:, length:], -1)], axis=-1
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def naive_rcps_half_binary() -> keras.Model:
+    """binary RCPS-half with the naive RC batch norm (same convs, same read-out)."""
+    from benchmark_rc.layers import RevCompConv1D, RevCompSumPool
+
+    x = keras.Input((1000, 4))
+    h = x
+    for i, k in enumerate((15, 14, 14), start=1):
+        h = RevCompConv1D(8, k, name=f"conv{i}")(h)
+        h = NaiveRevCompBatchNorm(name=f"bn{i}")(h)
+        h = keras.layers.Activation("relu")(h)
+    h = keras.layers.MaxPooling1D(40, 20)(h)
+    h = RevCompSumPool()(h)
+    h = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(h))
+    model = keras.Model(x, h)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy())
+    return model
+
+
+def batch(arch: str, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    length = 1000 if arch == "binary" else 1346
+    seq = np.eye(4, dtype="float32")[rng.integers(0, 4, size=(n, length))]
+    if arch == "binary":
+        return seq, rng.integers(0, 2, size=(n, 1)).astype("float32")
+    control = rng.poisson(1.0, size=(n, 1000, 2)).astype("float32")
+    x = {"sequence": seq, "control": control,
+         "control_logcount": np.log1p(control[..., 0].sum(1, keepdims=True))}
+    profile = rng.poisson(2.0, size=(n, 1000, 2)).astype("float32")
+    return x, {"profile": profile, "counts": np.log1p(profile.sum(1))}
+
+
+def augmented(arch: str, x, y):
+    """The paper's within-batch RC augmentation: the batch followed by its RC."""
+    if arch == "binary":
+        return np.concatenate([x, rc_inputs(arch, x)]), np.concatenate([y, y])
+    xr, yr = rc_inputs(arch, x), rc_outputs(arch, y)
+    return ({k: np.concatenate([x[k], xr[k]]) for k in x},
+            {k: np.concatenate([y[k], yr[k]]) for k in y})
+
+
+def to_tensors(v):
+    if isinstance(v, dict):
+        return {k: tf.constant(a) for k, a in v.items()}
+    return tf.constant(v)
+
+
+def run(archs: list[str], strategies: list[str], rounds: int, steps: int) -> dict:
+    results: dict = {}
+    for arch in archs:
+        x, y = batch(arch, BATCH[arch])
+        models, data, params = {}, {}, {}
+        for name in strategies:
+            keras.utils.set_random_seed(0)
+            models[name] = benchmark_rc.build_model(arch, name)
+            xs, ys = augmented(arch, x, y) if get_strategy(name).rc_augment else (x, y)
+            data[name] = (to_tensors(xs), to_tensors(ys))
+            params[name] = models[name].count_params()
+        if arch == "binary":
+            models["naive-rcps-half"] = naive_rcps_half_binary()
+            data["naive-rcps-half"] = (to_tensors(x), to_tensors(y))
+            params["naive-rcps-half"] = models["naive-rcps-half"].count_params()
+        for name, model in models.items():  # warm-up: trace + 2 steps
+            for _ in range(3):
+                model.train_on_batch(*data[name])
+        times: dict[str, list[float]] = {name: [] for name in models}
+        for _ in range(rounds):
+            for name, model in models.items():
+                start = time.perf_counter()
+                for _ in range(steps):
+                    model.train_on_batch(*data[name])
+                times[name].append((time.perf_counter() - start) / steps)
+        base = statistics.median(times["standard"])
+        results[arch] = {
+            name: {
+                "step_seconds_median": statistics.median(t),
+                "step_seconds_all": t,
+                "ratio_to_standard": statistics.median(t) / base,
+                "batch_size": BATCH[arch] * (2 if name in models and name != "naive-rcps-half"
+                                             and get_strategy(name).rc_augment else 1),
+                "params": params[name],
+            }
+            for name, t in times.items()
+        }
+        print(f"\n{arch}: step time ratio to standard ({base * 1000:.1f} ms/step)")
+        for name, r in results[arch].items():
+            print(f"  {name:16s} {r['ratio_to_standard']:5.2f}x  "
+                  f"{r['step_seconds_median'] * 1000:8.1f} ms  batch {r['batch_size']}")
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=["binary", "bpnet"])
+    parser.add_argument("--strategies", nargs="+", default=TIMED)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "strategies.json"))
+    args = parser.parse_args()
+    if "standard" not in args.strategies:
+        args.strategies.insert(0, "standard")
+    results = run(args.archs, args.strategies, args.rounds, args.steps)
+    report = {
+        "benchmark": "training step time per strategy (ratio to standard, same run)",
+        "targets": {"rcps-half": "<= 1.15 x standard", "conjoined": "<= 2.1 x standard"},
+        "parameters": vars(args) | {"batch_sizes": BATCH, "rcaug_batch": "2 x (batch + RC)"},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "benchmark_rc": benchmark_rc.__version__,
+        },
+        "note": "absolute times are inflated by other processes; ratios measured in the same "
+                "interleaved run are the result",
+        "results": results,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

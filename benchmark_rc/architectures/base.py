@@ -1,0 +1,153 @@
+"""Architecture description + the two generic builders (per-block kit plan, conjoined wrapper).
+
+An :class:`Architecture` is written once: its inputs, its trunk as a list of blocks
+``block(kit, h) -> h``, and a head ``head(kit, h, inputs, hp) -> logits``. :func:`build_network`
+assembles it under a per-block plan (``"standard"``, ``"rc"`` or ``"cj"``: a run of consecutive
+"cj" blocks becomes one shared standard sub-network g applied to h and RC(h) and concatenated as
+[g(h), RC(g(RC h))], which is a regular map). :func:`conjoin_network` wraps a whole logits model
+g as merge(g(x), RC_out(g(RC_in x))).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from benchmark_rc.architectures.kit import STANDARD_KIT, LayerKit
+from benchmark_rc.errors import UserError
+from benchmark_rc.layers import RCTransform, StrandMerge
+
+Block = Callable[[LayerKit, Any], Any]
+
+COMMON_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-3, "seed": None}
+PLAN_KINDS = ("standard", "rc", "cj")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One network, written once against a :class:`LayerKit`.
+
+    Attributes:
+        name: registry name ("sim", "binary", "bpnet").
+        task: "classification" (input (N, L, 4) -> sigmoid (N, T)) or "profile" (bpnet dicts).
+        defaults: hyper-parameters and their defaults (``learning_rate`` and ``seed`` are common).
+        make_inputs: hp -> dict name -> keras.Input; "sequence" is the DNA input.
+        make_blocks: hp -> list of trunk blocks ``block(kit, h) -> h``.
+        head: (kit, h, inputs, hp) -> logits tensor (classification) or dict (profile).
+        make_loss: hp -> loss object, or dict of them, and the loss weights (or None).
+        input_rules / output_rules: RC rule per input / logits output (see layers.conjoin).
+        hybrid_blocks: hybrid variant ("early", "later", "all") -> indices of conjoined blocks.
+    """
+
+    name: str
+    task: str
+    defaults: Mapping[str, Any]
+    make_inputs: Callable[[dict], dict[str, Any]]
+    make_blocks: Callable[[dict], list[Block]]
+    head: Callable[[LayerKit, Any, dict, dict], Any]
+    make_loss: Callable[[dict], tuple[Any, Any]]
+    input_rules: Mapping[str, str]
+    output_rules: Mapping[str, str]
+    hybrid_blocks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def hparams(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults updated with ``overrides``; unknown names raise :class:`UserError`."""
+        known = {**COMMON_DEFAULTS, **self.defaults}
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise UserError(
+                f"unknown hyper-parameter(s) {unknown} for architecture {self.name!r}; "
+                f"known: {sorted(known)}"
+            )
+        return {**known, **overrides}
+
+
+def _model_io(arch: Architecture, inputs: dict[str, Any], outputs: Any) -> tuple[Any, Any]:
+    if arch.task == "classification":
+        return inputs["sequence"], outputs
+    return dict(inputs), outputs
+
+
+def build_network(
+    arch: Architecture,
+    hp: dict[str, Any],
+    plan: Sequence[str],
+    head_kit: LayerKit,
+    name: str,
+) -> keras.Model:
+    """Build the logits network of ``arch`` under a per-block ``plan``.
+
+    ``plan[i]`` in {"standard", "rc", "cj"} picks the kit of trunk block i ("rc" uses
+    ``head_kit``, which must then be RC). Returns a model from the arch inputs to the logits
+    (classification: (N, T) tensor from the layer named "logits"; profile: dict "profile",
+    "counts").
+    """
+    inputs = arch.make_inputs(hp)
+    blocks = arch.make_blocks(hp)
+    if len(plan) != len(blocks) or any(p not in PLAN_KINDS for p in plan):
+        raise ValueError(f"plan {plan!r} must give one of {PLAN_KINDS} per block ({len(blocks)})")
+    h = inputs["sequence"]
+    i = 0
+    while i < len(blocks):
+        if plan[i] != "cj":
+            kit = STANDARD_KIT if plan[i] == "standard" else head_kit
+            h = blocks[i](kit, h)
+            i += 1
+            continue
+        j = i
+        while j < len(blocks) and plan[j] == "cj":
+            j += 1
+        sub_in = keras.Input(shape=tuple(h.shape[1:]), name=f"cj_in_{i}_{j - 1}")
+        t = sub_in
+        for k in range(i, j):
+            t = blocks[k](STANDARD_KIT, t)
+        g = keras.Model(sub_in, t, name=f"conjoined_blocks_{i}_{j - 1}")
+        fwd = g(h)
+        rev = g(RCTransform("regular", name=f"cj_rc_in_{i}_{j - 1}")(h))
+        rev = RCTransform("regular", name=f"cj_rc_out_{i}_{j - 1}")(rev)
+        h = keras.layers.Concatenate(name=f"cj_concat_{i}_{j - 1}")([fwd, rev])
+        i = j
+    logits = arch.head(head_kit, h, inputs, hp)
+    return keras.Model(*_model_io(arch, inputs, logits), name=name)
+
+
+def _as_output_dict(g: keras.Model, out: Any) -> dict[str, Any]:
+    if isinstance(out, dict):
+        return dict(out)
+    if isinstance(out, list | tuple):
+        return dict(zip(g.output_names, out, strict=True))
+    return {g.output_names[0]: out}
+
+
+def conjoin_network(
+    g: keras.Model, arch: Architecture, merges: Mapping[str, str], name: str
+) -> keras.Model:
+    """merge(g(x), RC_out(g(RC_in x))) with one shared ``g`` (a logits model of ``arch``).
+
+    ``merges`` maps each logits output name to a :class:`StrandMerge` mode. Input rules: DNA
+    regular RC, control reversed along length only, control log count unchanged; output rules:
+    logits of sim/binary unchanged, profile reversed + strands swapped, counts swapped.
+    """
+    inputs = {
+        t.name: keras.Input(shape=tuple(t.shape[1:]), name=t.name, dtype=t.dtype)
+        for t in g.inputs
+    }
+    rc_inputs = {
+        key: RCTransform(arch.input_rules[key], name=f"rc_input_{key}")(t)
+        for key, t in inputs.items()
+    }
+    if arch.task == "classification":
+        fwd = {"logits": g(inputs["sequence"])}
+        rev = {"logits": g(rc_inputs["sequence"])}
+    else:
+        fwd = _as_output_dict(g, g(inputs))
+        rev = _as_output_dict(g, g(rc_inputs))
+    merged = {}
+    for key, mode in merges.items():
+        back = RCTransform(arch.output_rules[key], name=f"rc_output_{key}")(rev[key])
+        merged[key] = StrandMerge(mode, axis=1, name=key)([fwd[key], back])
+    outputs = merged["logits"] if arch.task == "classification" else merged
+    return keras.Model(*_model_io(arch, inputs, outputs), name=name)

@@ -1,0 +1,111 @@
+"""Layer kits: the small vocabulary every architecture is written against, once.
+
+An architecture asks its kit for a convolution, a batch norm, a classification read-out and the
+profile / count heads. :data:`STANDARD_KIT` returns ordinary Keras layers; :func:`rc_kit` returns
+the RC-shared (RCPS) layers of :mod:`benchmark_rc.layers`, whose feature maps have 2F channels for
+F filters. Strategies pick the kit (or mix kits per block for the hybrids).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from benchmark_rc.layers import (
+    RCTransform,
+    RevCompAvgPool,
+    RevCompConv1D,
+    RevCompConv1DBatchNorm,
+    RevCompSumPool,
+    WeightedSum1D,
+)
+
+READOUTS = ("sum", "avg", "weighted")
+
+
+@dataclass(frozen=True)
+class LayerKit:
+    """Factory of the layers an architecture needs.
+
+    Attributes:
+        rc: True for the RC-shared kit (maps are regular, 2F channels for F filters).
+        readout: strand merge of the RC kit's classification read-out: "sum" (RevCompSumPool,
+            paper RCPS), "avg" (RevCompAvgPool, RCPS-Avg) or "weighted" (WeightedSum1D).
+    """
+
+    rc: bool = False
+    readout: str = "sum"
+
+    def conv(
+        self,
+        filters: int,
+        kernel_size: int,
+        *,
+        dilation_rate: int = 1,
+        activation: str | None = None,
+        name: str | None = None,
+    ) -> keras.layers.Layer:
+        """Valid-padded 1-D convolution with F filters (F channels, or 2F for the RC kit)."""
+        cls = RevCompConv1D if self.rc else keras.layers.Conv1D
+        return cls(
+            filters, kernel_size, dilation_rate=dilation_rate, activation=activation, name=name
+        )
+
+    def batch_norm(self, name: str | None = None) -> keras.layers.Layer:
+        """Batch norm (RC kit: channel c and 2F-1-c share parameters and statistics)."""
+        if self.rc:
+            return RevCompConv1DBatchNorm(name=name)
+        return keras.layers.BatchNormalization(name=name)
+
+    def classification_readout(self, h: Any, units: int, name: str = "logits") -> Any:
+        """(B, L, C) pooled map -> (B, units) logits; the RC kit's logits are RC-invariant."""
+        if self.rc and self.readout == "weighted":
+            return WeightedSum1D(units, name=name)(h)
+        if self.rc:
+            merge = RevCompSumPool if self.readout == "sum" else RevCompAvgPool
+            h = merge(name="strand_merge")(h)
+        h = keras.layers.Flatten(name="flatten")(h)
+        return keras.layers.Dense(units, name=name)(h)
+
+    def profile_head(self, h: Any, control: Any, kernel_size: int) -> Any:
+        """Trunk map (B, L, C) + control (B, L', 2) -> profile logits (B, L', 2) named "profile".
+
+        Standard: Conv1D(2, k) "pre-bias" -> concat control -> Conv1D(2, 1). RC kit: the single
+        RC filter pair gives (+, -) strands; the 1x1 RC conv sees [control channel-swapped,
+        pre-bias, control], so the model is equivariant when the control is reversed along
+        length only (paper spec §6.5).
+        """
+        if not self.rc:
+            prebias = keras.layers.Conv1D(2, kernel_size, name="profile_prebias")(h)
+            joined = keras.layers.Concatenate(name="profile_concat")([prebias, control])
+            return keras.layers.Conv1D(2, 1, name="profile")(joined)
+        prebias = RevCompConv1D(1, kernel_size, name="profile_prebias")(h)
+        swapped = RCTransform("strands", name="control_swapped")(control)
+        joined = keras.layers.Concatenate(name="profile_concat")([swapped, prebias, control])
+        return RevCompConv1D(1, 1, name="profile")(joined)
+
+    def count_head(self, h: Any, control_logcount: Any) -> Any:
+        """Trunk map (B, L, C) + control log count (B, 1) -> log counts (B, 2) named "counts"."""
+        pooled = keras.layers.GlobalAveragePooling1D(name="counts_gap")(h)
+        if not self.rc:
+            joined = keras.layers.Concatenate(name="counts_concat")([pooled, control_logcount])
+            return keras.layers.Dense(2, name="counts")(joined)
+        joined = keras.layers.Concatenate(name="counts_concat")(
+            [control_logcount, pooled, control_logcount]
+        )
+        width = int(joined.shape[-1])
+        joined = keras.layers.Reshape((1, width), name="counts_as_map")(joined)
+        out = RevCompConv1D(1, 1, name="counts_conv")(joined)
+        return keras.layers.Reshape((2,), name="counts")(out)
+
+
+STANDARD_KIT = LayerKit(rc=False)
+
+
+def rc_kit(readout: str = "sum") -> LayerKit:
+    """The RC-shared kit with the given classification read-out (see :class:`LayerKit`)."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    return LayerKit(rc=True, readout=readout)

@@ -1,0 +1,34 @@
+"""Attribution: DeepLIFT/DeepSHAP (native, batched), ISM, gradients, integrated gradients,
+GradCAM; ground-truth scoring, RC-consistency and TF-MoDISco export.
+
+Every method returns (N, L, 4) float32 for (N, L, 4) one-hot input.
+"""
+
+from benchmark_rc.attribution.deeplift import combine_multipliers, deepshap, predict_target
+from benchmark_rc.attribution.export import write_attribution_h5, write_modisco_npz
+from benchmark_rc.attribution.gradients import (
+    gradcam,
+    input_x_gradient,
+    integrated_gradients,
+    saliency,
+)
+from benchmark_rc.attribution.ism import ism
+from benchmark_rc.attribution.references import dinuc_shuffle_references
+from benchmark_rc.attribution.scoring import motif_mask, rc_consistency, score_attributions
+
+__all__ = [
+    "combine_multipliers",
+    "deepshap",
+    "dinuc_shuffle_references",
+    "gradcam",
+    "input_x_gradient",
+    "integrated_gradients",
+    "ism",
+    "motif_mask",
+    "predict_target",
+    "rc_consistency",
+    "saliency",
+    "score_attributions",
+    "write_attribution_h5",
+    "write_modisco_npz",
+]

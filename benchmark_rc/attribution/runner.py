@@ -1,0 +1,262 @@
+"""Attribution of a dataset split with a saved model, ground-truth scoring, and the method x
+strategy table of a trained sweep (used by ``benchmark-rc attribute``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark_rc.errors import UserError
+from benchmark_rc.sequence import reverse_complement
+
+METHODS = ("deepshap", "ism", "saliency", "input_x_gradient", "integrated_gradients", "gradcam")
+REFERENCE_METHODS = ("deepshap", "integrated_gradients")
+
+
+def load_inputs(path: str | os.PathLike, split: str, max_seqs: int | None = None,
+                motifs_only: bool = False) -> tuple[dict[str, np.ndarray], Any, dict]:
+    """Model inputs of a split (profile windows centre-cropped by the jitter margin), its motif
+    table (or None; coordinates shifted to the crop, rows renumbered) and the file attributes.
+    ``motifs_only`` keeps only sequences with at least one motif instance."""
+    from benchmark_rc.data.hdf5 import read_attrs, read_split
+
+    attrs = read_attrs(path)
+    task = attrs.get("task")
+    keys = ("x",) if task == "classification" else ("x", "control", "control_logcount")
+    data = read_split(path, split, keys=keys)
+    try:
+        from benchmark_rc.data.hdf5 import read_motifs
+
+        motifs = read_motifs(path, split)
+    except (KeyError, UserError, ValueError, OSError):
+        motifs = None
+    margin = int(attrs.get("jitter_margin", 0) or 0)
+    x = np.asarray(data["x"])
+    inputs: dict[str, np.ndarray] = {}
+    if task == "profile":
+        inputs["sequence"] = x[:, margin:x.shape[1] - margin]
+        ctrl = np.asarray(data["control"])
+        inputs["control"] = ctrl[:, margin:ctrl.shape[1] - margin]
+        inputs["control_logcount"] = np.asarray(data["control_logcount"])
+    else:
+        inputs["sequence"] = x
+    n = inputs["sequence"].shape[0]
+    rows = np.arange(n)
+    if motifs is not None:
+        motifs = motifs.copy()
+        motifs["start"] -= margin
+        motifs["end"] -= margin
+        if motifs_only:
+            rows = np.unique(np.asarray(motifs["seq"]))
+    if max_seqs is not None:
+        rows = rows[:max_seqs]
+    inputs = {k: v[rows] for k, v in inputs.items()}
+    if motifs is not None:
+        remap = -np.ones(n, dtype=np.int64)
+        remap[rows] = np.arange(len(rows))
+        motifs = motifs[remap[np.asarray(motifs["seq"])] >= 0].copy()
+        motifs["seq"] = remap[np.asarray(motifs["seq"])]
+    return inputs, motifs, attrs
+
+
+def task_motifs(motifs: Any, attrs: dict, output: Any) -> Any:
+    """Restrict the ground truth to the explained task's motif when the dataset labels its tasks
+    by motif name (e.g. the paper simulation: task k = motif k); otherwise keep every motif."""
+    if motifs is None or not isinstance(output, int):
+        return motifs
+    params = attrs.get("params") or {}
+    labels = params.get("labels") if isinstance(params, dict) else None
+    if labels and output < len(labels) and labels[output] in set(motifs["name"]):
+        return motifs[motifs["name"] == labels[output]]
+    return motifs
+
+
+def dinuc_references(seq: np.ndarray, n_shuffles: int, seed: int) -> np.ndarray:
+    from benchmark_rc.attribution import dinuc_shuffle_references
+
+    return dinuc_shuffle_references(seq, n_shuffles, seed)
+
+
+def run_method(method: str, model: Any, x: Any, output: Any, *, references: np.ndarray | None,
+               hypothetical: bool = False, logits: bool = True, steps: int = 20,
+               layer: str | None = None, variant: str = "textbook", batch_size: int = 256,
+               progress: bool = False) -> np.ndarray:
+    """One attribution method on (N, L, 4) input (or a dict of model inputs)."""
+    from benchmark_rc import attribution as A
+
+    common = {"output": output, "logits": logits, "batch_size": batch_size,
+              "progress": progress}
+    if method == "deepshap":
+        return A.deepshap(model, x, references=references, hypothetical=hypothetical, **common)
+    if method == "integrated_gradients":
+        return A.integrated_gradients(model, x, references=references, steps=steps,
+                                      hypothetical=hypothetical, **common)
+    if method == "ism":
+        return A.ism(model, x, **common)
+    if method == "saliency":
+        return A.saliency(model, x, **common)
+    if method == "input_x_gradient":
+        return A.input_x_gradient(model, x, **common)
+    if method == "gradcam":
+        return A.gradcam(model, x, layer, variant=variant, **common)
+    raise UserError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def _rc_inputs(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from benchmark_rc.sequence import reverse_control
+
+    out = dict(x)
+    out["sequence"] = reverse_complement(x["sequence"])
+    if "control" in out:
+        out["control"] = reverse_control(x["control"])
+    return out
+
+
+def attribute_and_score(model: Any, inputs: dict[str, np.ndarray], motifs: Any,
+                        methods: Sequence[str], output: Any, *, n_shuffles: int = 20,
+                        seed: int = 0, rc: bool = True, **kwargs: Any) -> tuple[dict, list]:
+    """Attributions of every method and score rows (one per method and convention, with the
+    RC-consistency when ``rc``).
+
+    Returns (results, rows): results[method] = (actual (N, L, 4), hypothetical (N, L, 4) for
+    the reference methods, else None). Reference methods are run once, hypothetically; actual
+    scores are hypothetical x one-hot.
+    """
+    from benchmark_rc.attribution import rc_consistency
+    from benchmark_rc.attribution.scoring import score_attributions
+
+    seq = inputs["sequence"]
+    feed = inputs if len(inputs) > 1 else seq
+    refs = None
+    if any(m in REFERENCE_METHODS for m in methods):
+        refs = dinuc_references(seq, n_shuffles, seed)
+    results, rows = {}, []
+    for method in methods:
+        hypothetical = method in REFERENCE_METHODS
+        out = run_method(method, model, feed, output, references=refs,
+                         hypothetical=hypothetical, **kwargs)
+        attr = out * seq if hypothetical else out
+        results[method] = (attr, out if hypothetical else None)
+        row_base = {"method": method}
+        if rc:
+            rc_in = _rc_inputs(inputs)
+            attr_rc = run_method(method, model, rc_in if len(inputs) > 1 else rc_in["sequence"],
+                                 output, references=None if refs is None else
+                                 reverse_complement(refs), **kwargs)
+            row_base["rc_consistency"] = rc_consistency(attr, attr_rc)
+        if motifs is not None and len(motifs):
+            for convention in ("prakash", "koo"):
+                rows.append({**row_base, **score_attributions(attr, seq, motifs, convention)})
+        else:
+            rows.append(row_base)
+    return results, rows
+
+
+def parse_output(text: str | None, attrs: dict) -> Any:
+    """CLI --output: an integer task index or a head name (default: 0, or "profile")."""
+    if text is None:
+        return "profile" if attrs.get("task") == "profile" else 0
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                methods: Sequence[str], data: str | None, split: str, max_seqs: int,
+                output: str | None, progress: bool = True, **kwargs: Any) -> Path:
+    """Method x strategy table of a trained sweep: ``out_dir/attribution_scores.csv`` (one row
+    per run, method and convention) and ``out_dir/attribution_table.md`` (mean over seeds)."""
+    import pandas as pd
+
+    from benchmark_rc.fileio import atomic_write_text
+
+    sweep_dir = Path(sweep_dir)
+    results = sweep_dir / "results.csv"
+    if not results.is_file():
+        raise UserError(f"{sweep_dir}: no results.csv (not a sweep directory)")
+    frame = pd.read_csv(results, dtype=str).drop_duplicates("run_id", keep="last")
+    if "status" in frame:
+        frame = frame[frame["status"] == "ok"]
+    if frame.empty:
+        raise UserError(f"{results}: no finished runs to attribute")
+    rows: list[dict] = []
+    for _, run in frame.iterrows():
+        run_dir = sweep_dir / "runs" / run["run_id"]
+        model_file = run_dir / "model.keras"
+        if not model_file.is_file():
+            raise UserError(f"{run_dir}: model.keras missing for run {run['run_id']}")
+        path = Path(data) if data else sweep_dir / "data" / f"{run['dataset']}.h5"
+        if not path.is_file():
+            raise UserError(f"run {run['run_id']}: dataset {path} not found; pass --data")
+        inputs, motifs, attrs = load_inputs(path, split, max_seqs, motifs_only=True)
+        out = parse_output(output, attrs)
+        model = load_saved_model(model_file)
+        _, score_rows = attribute_and_score(model, inputs, task_motifs(motifs, attrs, out),
+                                            methods, out, progress=progress, **kwargs)
+        for r in score_rows:
+            rows.append({"run_id": run["run_id"], "dataset": run.get("dataset"),
+                         "strategy": run.get("strategy"), "seed": run.get("seed"), **r})
+    table = pd.DataFrame(rows)
+    out_dir = Path(out_dir)
+    atomic_write_text(out_dir / "attribution_scores.csv", table.to_csv(index=False))
+    lines = [f"# Attribution scores of {sweep_dir}", "",
+             f"split {split}, up to {max_seqs} sequences with motifs per run; mean over seeds.", ""]
+    if "auroc" in table:
+        for convention in ("prakash", "koo"):
+            sub = table[table["convention"] == convention]
+            for metric in ("auroc", "auprc"):
+                pivot = sub.pivot_table(index="strategy", columns="method", values=metric,
+                                        aggfunc="mean")
+                lines += [f"## {metric.upper()} ({convention})", "",
+                          _markdown(pivot, "{:.3f}"), ""]
+    if "rc_consistency" in table:
+        pivot = table.drop_duplicates(["run_id", "method"]).pivot_table(
+            index="strategy", columns="method", values="rc_consistency", aggfunc="mean")
+        lines += ["## RC-consistency of attributions (corr of attr(x) with RC attr(RC x))", "",
+                  _markdown(pivot, "{:.4f}"), ""]
+    atomic_write_text(out_dir / "attribution_table.md", "\n".join(lines))
+    return out_dir / "attribution_scores.csv"
+
+
+def _markdown(pivot: Any, fmt: str) -> str:
+    """A pandas pivot table as a markdown table (no tabulate dependency)."""
+    cols = [str(c) for c in pivot.columns]
+    lines = ["| " + " | ".join([str(pivot.index.name or "")] + cols) + " |",
+             "|" + "---|" * (len(cols) + 1)]
+    for idx, row in pivot.iterrows():
+        cells = ["" if pd_isna(v) else fmt.format(v) for v in row.tolist()]
+        lines.append("| " + " | ".join([str(idx)] + cells) + " |")
+    return "\n".join(lines)
+
+
+def pd_isna(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def load_saved_model(path: str | os.PathLike) -> Any:
+    """Load a .keras/.h5 model (or a run directory's model.keras) without compiling."""
+    import keras
+
+    import benchmark_rc  # noqa: F401  (registers the custom layers)
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise UserError(f"model file {path} not found")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (ValueError, OSError) as err:
+        raise UserError(f"{path}: cannot load the model ({err})") from err
+
+
+def write_params(out_dir: Path, params: dict) -> None:
+    from benchmark_rc.fileio import atomic_write_text
+
+    atomic_write_text(out_dir / "attribute.json", json.dumps(params, indent=2, default=str) + "\n")

@@ -1,0 +1,114 @@
+"""Scoring attributions against simulated ground truth, and their RC-consistency.
+
+Two conventions (../shared/spec/interpretation.md §3.3, §3.8):
+
+* ``"koo"`` (Koo & Ploenzke): per-position score = the signed value at the observed base
+  (sum over channels of attribution x one-hot); PR metric = trapezoidal area under the
+  precision-recall curve.
+* ``"prakash"`` (Prakash et al.): per-position score = |sum over the 4 channels|; PR metric =
+  average precision.
+
+Ground truth: 1 at every base covered by an embedded motif instance of the dataset's motif table
+(``benchmark_rc.data.hdf5.read_motifs``), 0 elsewhere. Per-sequence AUROC / AUPRC are averaged
+over sequences that have both positive and negative positions; mean ± standard error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmark_rc.errors import UserError
+from benchmark_rc.sequence import reverse_complement
+
+CONVENTIONS = ("koo", "prakash")
+
+
+def motif_mask(motifs: Any, n: int, length: int) -> np.ndarray:
+    """(N, L) bool mask of motif positions from a motif table (columns seq, start, end)."""
+    mask = np.zeros((n, length), dtype=bool)
+    seqs = np.asarray(motifs["seq"], dtype=np.int64)
+    starts = np.asarray(motifs["start"], dtype=np.int64)
+    ends = np.asarray(motifs["end"], dtype=np.int64)
+    for s, a, b in zip(seqs, starts, ends, strict=True):
+        if not 0 <= s < n:
+            raise UserError(f"motif table row for sequence {s} is outside the {n} sequences "
+                            "attributed")
+        mask[s, max(a, 0):min(b, length)] = True
+    return mask
+
+
+def position_scores(attr: np.ndarray, x: np.ndarray, convention: str) -> np.ndarray:
+    """(N, L, 4) attributions -> (N, L) per-position scores under ``convention``."""
+    if convention == "koo":
+        return np.sum(attr * x, axis=-1)
+    if convention == "prakash":
+        return np.abs(np.sum(attr, axis=-1))
+    raise UserError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+
+
+def score_attributions(attr: np.ndarray, x: np.ndarray, motifs: Any,
+                       convention: str = "prakash") -> dict[str, float]:
+    """Per-sequence AUROC and AUPRC of attribution scores against the motif mask.
+
+    Args:
+        attr, x: (N, L, 4) attributions and one-hot sequences.
+        motifs: motif table (mapping or DataFrame with seq, start, end), rows index into x.
+        convention: "koo" or "prakash" (see module docstring).
+
+    Returns:
+        dict with auroc, auroc_se, auprc, auprc_se, n (sequences scored), convention.
+    """
+    from sklearn.metrics import (
+        auc,
+        average_precision_score,
+        precision_recall_curve,
+        roc_auc_score,
+    )
+
+    attr = np.asarray(attr, dtype=np.float64)
+    x = np.asarray(x)
+    if attr.shape != x.shape or attr.ndim != 3:
+        raise UserError(f"attributions {attr.shape} and sequences {x.shape} must both be "
+                        "(N, L, 4)")
+    scores = position_scores(attr, x, convention)
+    mask = motif_mask(motifs, x.shape[0], x.shape[1])
+    rocs, prs = [], []
+    for s, y in zip(scores, mask, strict=True):
+        if y.all() or not y.any():
+            continue
+        rocs.append(roc_auc_score(y, s))
+        if convention == "koo":
+            precision, recall, _ = precision_recall_curve(y, s)
+            prs.append(auc(recall, precision))
+        else:
+            prs.append(average_precision_score(y, s))
+    n = len(rocs)
+    if n == 0:
+        raise UserError("no sequence has both motif and background positions to score")
+
+    def se(v: list[float]) -> float:
+        return float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+    return {"auroc": float(np.mean(rocs)), "auroc_se": se(rocs), "auprc": float(np.mean(prs)),
+            "auprc_se": se(prs), "n": n, "convention": convention}
+
+
+def rc_consistency(attr: np.ndarray, attr_rc: np.ndarray) -> float:
+    """Mean per-sequence Pearson correlation of attr(x) with RC(attr(RC x)); 1 = consistent.
+
+    Both (N, L, 4); ``attr_rc`` are the attributions of the reverse-complemented sequences
+    (with reverse-complemented references for reference-based methods).
+    """
+    a = np.asarray(attr, dtype=np.float64).reshape(len(attr), -1)
+    b = reverse_complement(np.asarray(attr_rc, dtype=np.float64)).reshape(len(attr), -1)
+    if a.shape != b.shape:
+        raise UserError(f"shapes differ: {np.shape(attr)} vs {np.shape(attr_rc)}")
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    ok = den > 0
+    if not ok.any():
+        return float("nan")
+    return float(np.mean((a * b).sum(1)[ok] / den[ok]))

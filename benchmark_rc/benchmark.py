@@ -1,0 +1,369 @@
+"""The benchmark runner: grid of datasets × strategies × seeds → ``OUT/results.csv``.
+
+Layout of a sweep directory::
+
+    OUT/results.csv          one row per finished (or failed) run, appended as runs end
+    OUT/sweep.json           the resolved sweep configuration
+    OUT/data/<name>.h5       generated datasets (simulated ones)
+    OUT/runs/<run_id>/       model.keras, model.h5, config.json, history.csv, metrics.json
+
+``run_id = <dataset>-<strategy>-s<seed>``. Post-hoc strategies (posthoc, posthoc-prob) are not
+trained: their rows are ``conjoin()`` of the rcaug model of the same dataset and seed, which is
+trained once (even when rcaug itself is not in the grid) and reused for every post-hoc row.
+
+Resuming: a rerun skips run_ids that already have an ``ok`` row; a run interrupted during
+training resumes from its last epoch checkpoint; a run whose metrics.json exists but whose row
+was not yet appended gets its row without recomputation. Failed runs get a ``failed`` row with
+the error and the sweep goes on (they are retried by a rerun). Rows are appended with one
+``write`` on an ``O_APPEND`` descriptor, so shards of a job array may share one results.csv.
+
+Sharding: the grid is a list of *training jobs* (one per dataset × seed × trained strategy;
+the rcaug job carries its post-hoc rows); ``--shard I/N`` runs jobs I, I+N, I+2N, ...
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark_rc.errors import UserError
+from benchmark_rc.fileio import atomic_write_text
+
+RESULT_COLUMNS = ("run_id", "dataset", "arch", "strategy", "paper_label", "seed", "auroc",
+                  "auprc", "jsd", "pearson", "spearman", "rc_divergence", "train_seconds",
+                  "epochs", "best_epoch", "status", "error")
+METRIC_COLUMNS = ("auroc", "auprc", "jsd", "pearson", "spearman", "rc_divergence")
+
+
+@dataclass
+class Job:
+    """One training run and the result rows that derive from it."""
+
+    dataset: dict[str, Any]
+    seed: int
+    train_strategy: str
+    rows: list[str] = field(default_factory=list)  # strategies whose rows this job produces
+
+    def run_id(self, strategy: str) -> str:
+        return f"{self.dataset['name']}-{strategy}-s{self.seed}"
+
+
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (or JSON) sweep config file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such sweep config file")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(config, dict):
+        raise UserError(f"{path}: expected a mapping with datasets, strategies, seeds")
+    return config
+
+
+def resolve_config(config: Mapping[str, Any], data_paths: Mapping[str, str] | None = None
+                   ) -> dict[str, Any]:
+    """Check a sweep config, expand ``strategies: all`` and attach ``--data NAME=FILE`` paths.
+
+    Datasets that have neither a path nor a simulation are dropped when other datasets remain
+    (a message says so); if none remain a UserError explains how to pass files.
+    """
+    from benchmark_rc.registry import list_architectures, list_strategies
+
+    config = dict(config)
+    data_paths = dict(data_paths or {})
+    for key in ("datasets", "strategies", "seeds"):
+        if key not in config:
+            raise UserError(f"sweep config: missing key {key!r} (datasets, strategies, seeds)")
+    strategies = config["strategies"]
+    if strategies == "all":
+        strategies = list_strategies()
+    unknown = [s for s in strategies if s not in list_strategies()]
+    if unknown:
+        raise UserError(f"sweep config: unknown strategies {unknown}; known: {list_strategies()}")
+    config["strategies"] = list(strategies)
+    config["seeds"] = [int(s) for s in config["seeds"]]
+    names = [d.get("name") for d in config["datasets"]]
+    extra = set(data_paths) - set(names)
+    if extra:
+        raise UserError(f"--data names {sorted(extra)} are not datasets of this sweep {names}")
+    datasets, dropped = [], []
+    for d in config["datasets"]:
+        d = dict(d)
+        if "name" not in d or "arch" not in d:
+            raise UserError(f"sweep config: dataset entry {d} needs 'name' and 'arch'")
+        if d["arch"] not in list_architectures():
+            raise UserError(f"dataset {d['name']}: unknown arch {d['arch']!r}")
+        if d["name"] in data_paths:
+            d["path"] = data_paths[d["name"]]
+        if not d.get("path") and not d.get("simulate"):
+            dropped.append(d["name"])
+            continue
+        datasets.append(d)
+    if not datasets:
+        raise UserError(f"no dataset files: pass --data NAME=FILE for {dropped} (files made "
+                        "by `benchmark-rc prepare`)")
+    if dropped:
+        print(f"note: no file given for {dropped}; running {[d['name'] for d in datasets]}")
+    config["datasets"] = datasets
+    config.setdefault("train", {})
+    config.setdefault("evaluate", {})
+    return config
+
+
+def make_jobs(config: Mapping[str, Any]) -> list[Job]:
+    """The training jobs of a resolved config, in a stable order."""
+    from benchmark_rc.strategies import get_strategy
+
+    jobs = []
+    wanted = config["strategies"]
+    posthoc = [s for s in wanted if get_strategy(s).posthoc]
+    trained = [s for s in wanted if not get_strategy(s).posthoc]
+    if posthoc and "rcaug" not in trained:
+        trained.insert(0, "rcaug")
+    for dataset in config["datasets"]:
+        for seed in config["seeds"]:
+            for strategy in trained:
+                rows = [strategy] if strategy in wanted else []
+                if strategy == "rcaug":
+                    rows += posthoc
+                jobs.append(Job(dataset, seed, strategy, rows))
+    return jobs
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 0 <= I < N."""
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UserError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a results.csv (empty list when absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def append_row(path: str | os.PathLike, row: Mapping[str, Any]) -> None:
+    """Append one row (header first if the file is new) with single O_APPEND writes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def line(values: Sequence[Any]) -> bytes:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(values)
+        return buf.getvalue().encode("utf-8")
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, line(RESULT_COLUMNS))
+        finally:
+            os.close(fd)
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, line([_cell(row.get(c)) for c in RESULT_COLUMNS]))
+    finally:
+        os.close(fd)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def dataset_path(dataset: Mapping[str, Any], out_dir: Path) -> str:
+    """The dataset's file, generating simulated ones into ``out_dir/data`` on first use."""
+    if dataset.get("path"):
+        path = Path(dataset["path"])
+        if not path.is_file():
+            raise UserError(f"dataset {dataset['name']}: {path} does not exist")
+        return str(path)
+    path = out_dir / "data" / f"{dataset['name']}.h5"
+    if path.is_file():
+        return str(path)
+    spec = dict(dataset["simulate"])
+    kind = spec.pop("kind", "paper")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"simulating dataset {dataset['name']} ({kind}) -> {path}", flush=True)
+    if kind == "paper":
+        from benchmark_rc.data.simulation import simulate_paper
+
+        simulate_paper(spec.pop("length", 200), path, **spec)
+    elif kind == "profile":
+        from benchmark_rc.data.simulation_profile import simulate_profile
+
+        simulate_profile(path, **spec)
+    else:
+        raise UserError(f"dataset {dataset['name']}: simulate kind must be 'paper' or "
+                        f"'profile', got {kind!r}")
+    return str(path)
+
+
+def _train_config(job: Job, path: str, config: Mapping[str, Any], distribute: str | None):
+    from benchmark_rc.training import TrainConfig
+
+    overrides = dict(config.get("train", {}))
+    overrides.update(job.dataset.get("train", {}))
+    hparams = dict(job.dataset.get("hparams", {}))
+    return TrainConfig(data=path, arch=job.dataset["arch"], strategy=job.train_strategy,
+                       seed=job.seed, hparams=hparams, distribute=distribute, **overrides)
+
+
+def _base_row(job: Job, strategy: str) -> dict[str, Any]:
+    from benchmark_rc.strategies import get_strategy
+
+    return {"run_id": job.run_id(strategy), "dataset": job.dataset["name"],
+            "arch": job.dataset["arch"], "strategy": strategy,
+            "paper_label": get_strategy(strategy).paper_label, "seed": job.seed}
+
+
+def run_job(job: Job, out_dir: Path, config: Mapping[str, Any], todo: Sequence[str], *,
+            distribute: str | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    """Train (or reuse) the job's model and evaluate the rows in ``todo``; one row each.
+
+    An error in training fails every row of the job; an error in one row's evaluation fails
+    that row. KeyboardInterrupt propagates (the checkpoint allows a resume).
+    """
+    from benchmark_rc.registry import conjoin
+    from benchmark_rc.strategies import get_strategy
+    from benchmark_rc.training import evaluate_model, load_model, save_model_files, train_run
+
+    rows = []
+    try:
+        path = dataset_path(job.dataset, out_dir)
+        train_cfg = _train_config(job, path, config, distribute)
+        train_dir = out_dir / "runs" / job.run_id(job.train_strategy)
+        summary = train_run(train_cfg, train_dir, progress=progress,
+                            desc=job.run_id(job.train_strategy))
+    except Exception as err:  # record and go on
+        error = _error_text(err)
+        return [dict(_base_row(job, s), status="failed", error=error) for s in todo]
+    eval_cfg = dict(config.get("evaluate", {}))
+    for strategy in todo:
+        row = _base_row(job, strategy)
+        row.update(train_seconds=summary["train_seconds"], epochs=summary["epochs_run"],
+                   best_epoch=summary["best_epoch"])
+        run_dir = out_dir / "runs" / row["run_id"]
+        try:
+            metrics_file = run_dir / "metrics.json"
+            if metrics_file.is_file():
+                scores = json.loads(metrics_file.read_text())
+            else:
+                model = load_model(train_dir / "model.keras")
+                mode = get_strategy(strategy).posthoc
+                if mode:
+                    model = conjoin(model, job.dataset["arch"], mode)
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                    save_model_files(model, run_dir)
+                    atomic_write_text(run_dir / "config.json", json.dumps(
+                        {"status": "finished", "posthoc_of": job.run_id(job.train_strategy),
+                         "conjoin_mode": mode, "base_config": summary}, indent=2))
+                scores = evaluate_model(model, path, eval_cfg.get("split", "test"),
+                                        batch_size=eval_cfg.get("batch_size"),
+                                        max_rows=eval_cfg.get("max_rows"))
+                atomic_write_text(metrics_file, json.dumps(scores, indent=2))
+            row.update({k: scores.get(k) for k in METRIC_COLUMNS})
+            row["status"] = "ok"
+        except Exception as err:
+            row.update(status="failed", error=_error_text(err))
+        rows.append(row)
+    return rows
+
+
+def _error_text(err: BaseException) -> str:
+    last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(err).__name__}: {err}{where}".replace("\n", " ")[:1000]
+
+
+def run_sweep(config: Mapping[str, Any], out_dir: str | os.PathLike, *,
+              shard: tuple[int, int] = (0, 1), distribute: str | None = None,
+              progress: bool = True, data_paths: Mapping[str, str] | None = None
+              ) -> dict[str, Any]:
+    """Run (this shard of) a sweep into ``out_dir``; returns counts and the results path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = resolve_config(config, data_paths)
+    atomic_write_text(out_dir / "sweep.json", json.dumps(config, indent=2, default=str))
+    results = out_dir / "results.csv"
+    jobs = make_jobs(config)
+    index, count = shard
+    mine = jobs[index::count]
+    done = {r["run_id"] for r in read_results(results) if r.get("status") == "ok"}
+    total_rows = sum(len(j.rows) for j in mine)
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    started = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_rows, desc="runs", unit="run")
+    try:
+        for job in mine:
+            todo = [s for s in job.rows if job.run_id(s) not in done]
+            counts["skipped"] += len(job.rows) - len(todo)
+            if bar is not None:
+                bar.update(len(job.rows) - len(todo))
+            if not todo:
+                continue
+            for row in run_job(job, out_dir, config, todo, distribute=distribute,
+                               progress=progress):
+                append_row(results, row)
+                counts[row["status"]] = counts.get(row["status"], 0) + 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"{row['run_id']}: {row['status']}")
+                if row["status"] != "ok":
+                    print(f"run {row['run_id']} failed: {row['error']}", flush=True)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"results": str(results), "jobs": len(mine), "seconds": time.perf_counter() - started,
+            **counts}
+
+
+def summary_table(results_csv: str | os.PathLike) -> str:
+    """A plain-text table of the ok rows: mean of each metric per dataset × strategy."""
+    import pandas as pd
+
+    rows = [r for r in read_results(results_csv) if r.get("status") == "ok"]
+    if not rows:
+        return "(no finished runs)"
+    frame = pd.DataFrame(rows).drop_duplicates("run_id", keep="last")
+    cols = [c for c in METRIC_COLUMNS if frame[c].replace("", float("nan")).notna().any()]
+    for c in (*cols, "train_seconds"):
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    cols = [c for c in cols if frame[c].notna().any()]
+    table = frame.groupby(["dataset", "strategy", "paper_label"], sort=False)[
+        [*cols, "train_seconds"]].mean()
+    table.insert(0, "seeds", frame.groupby(["dataset", "strategy", "paper_label"],
+                                           sort=False).size())
+    with pd.option_context("display.width", 200, "display.max_columns", 20,
+                           "display.float_format", "{:.4g}".format):
+        return table.to_string()

@@ -1,0 +1,115 @@
+"""`benchmark-rc attribute`: attribution scores of a saved model on a dataset split (DeepSHAP,
+ISM, gradients, integrated gradients, GradCAM), TF-MoDISco inputs, ground-truth scoring, and
+the method x strategy table of a trained sweep (``--sweep DIR --score``)."""
+
+from __future__ import annotations
+
+import argparse
+
+_METHODS = ("deepshap", "ism", "saliency", "input_x_gradient", "integrated_gradients", "gradcam")
+
+
+def _methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in methods if m not in _METHODS]
+    if bad or not methods:
+        raise argparse.ArgumentTypeError(
+            f"unknown method(s) {bad}; choose from {', '.join(_METHODS)}")
+    return methods
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="model file (.keras / .h5) or a run directory")
+    src.add_argument("--sweep", help="sweep directory (results.csv + runs/<run_id>/model.keras); "
+                                     "use with --score")
+    parser.add_argument("--data", help="HDF5 dataset (default with --sweep: DIR/data/<name>.h5)")
+    parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    parser.add_argument("--methods", type=_methods, default=["deepshap"],
+                        help=f"comma-separated, from {','.join(_METHODS)} (default deepshap)")
+    parser.add_argument("--output", help="task index (default 0) or head name for bpnet "
+                                         "(profile [default] or counts)")
+    parser.add_argument("--probability", action="store_true",
+                        help="explain the sigmoid probability instead of the logit")
+    parser.add_argument("--n-shuffles", type=int, default=20,
+                        help="dinucleotide-shuffled references per sequence (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles")
+    parser.add_argument("--steps", type=int, default=20, help="integrated-gradients steps")
+    parser.add_argument("--gradcam-layer", help="GradCAM layer name (default: first conv)")
+    parser.add_argument("--gradcam-variant", default="textbook", choices=("textbook", "position"))
+    parser.add_argument("--max-seqs", type=int, default=None,
+                        help="attribute at most this many sequences (default: all; 200 with "
+                             "--sweep)")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="rows per forward pass (bounds memory; default 256)")
+    parser.add_argument("--score", action="store_true",
+                        help="score against the dataset's motif table (AUROC/AUPRC, Koo and "
+                             "Prakash conventions) and report RC-consistency")
+    parser.add_argument("--no-rc", action="store_true", help="skip the RC-consistency pass")
+    parser.add_argument("--out", help="output directory (default with --sweep: DIR/attribution)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark_rc.attribution import runner
+    from benchmark_rc.errors import UserError
+
+    for name in ("n_shuffles", "steps", "batch_size", "max_seqs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    options = {"n_shuffles": args.n_shuffles, "seed": args.seed, "steps": args.steps,
+               "layer": args.gradcam_layer, "variant": args.gradcam_variant,
+               "batch_size": args.batch_size, "logits": not args.probability,
+               "rc": not args.no_rc}
+    if args.sweep:
+        if not args.score:
+            raise UserError("--sweep needs --score (it writes the method x strategy table)")
+        out = Path(args.out) if args.out else Path(args.sweep) / "attribution"
+        path = runner.score_sweep(args.sweep, out, methods=args.methods, data=args.data,
+                                  split=args.split, max_seqs=args.max_seqs or 200,
+                                  output=args.output, progress=not args.no_progress,
+                                  **options)
+        print(f"wrote {path} and {path.parent / 'attribution_table.md'}")
+        print((path.parent / "attribution_table.md").read_text())
+        return 0
+    if not args.data:
+        raise UserError("--data is required with --model")
+    if not args.out:
+        raise UserError("--out DIR is required with --model")
+    from benchmark_rc.attribution import write_attribution_h5, write_modisco_npz
+
+    out = Path(args.out)
+    model = runner.load_saved_model(args.model)
+    inputs, motifs, attrs = runner.load_inputs(args.data, args.split, args.max_seqs,
+                                               motifs_only=False)
+    output = runner.parse_output(args.output, attrs)
+    truth = runner.task_motifs(motifs, attrs, output) if args.score else None
+    if args.score and truth is None:
+        raise UserError(f"{args.data}: split {args.split!r} has no motif table to score against")
+    if not args.score:
+        options["rc"] = False
+    results, rows = runner.attribute_and_score(model, inputs, truth, args.methods, output,
+                                               progress=not args.no_progress, **options)
+    seq = inputs["sequence"]
+    for method, (attr, hyp) in results.items():
+        if hyp is not None:
+            write_modisco_npz(out, seq, hyp, prefix=method)
+        write_attribution_h5(out / f"{method}.h5", seq, hyp if hyp is not None else attr, attr,
+                             attrs={"method": method, "output": str(output),
+                                    "hyp_scores_are_actual": hyp is None})
+    runner.write_params(out, {"model": args.model, "data": args.data, "split": args.split,
+                              "methods": args.methods, "output": output, "n_seqs": len(seq),
+                              **options})
+    if rows:
+        import pandas as pd
+
+        from benchmark_rc.fileio import atomic_write_text
+
+        table = pd.DataFrame(rows)
+        atomic_write_text(out / "scores.csv", table.to_csv(index=False))
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote attributions of {len(seq)} sequences to {out}")
+    return 0

@@ -1,0 +1,50 @@
+"""`benchmark-rc conjoin`: wrap a trained single-strand model into a post-hoc conjoined one."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="trained model (.keras / .h5) or its run directory")
+    parser.add_argument("--arch", help="architecture (default: from the run's config.json)")
+    parser.add_argument("--mode", default="logit", choices=("logit", "prob", "max"),
+                        help="average logits (CJ-posthoc, default), probabilities "
+                             "(CJ-posthoc-postsigmoid) or take the max of the logits")
+    parser.add_argument("--out", required=True,
+                        help="output directory (model.keras + model.h5) or a .keras/.h5 file")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import os
+    from pathlib import Path
+
+    from benchmark_rc.errors import UserError
+    from benchmark_rc.registry import conjoin
+    from benchmark_rc.training import load_model, save_model_files
+
+    source = Path(args.model)
+    run_dir = source if source.is_dir() else source.parent
+    arch = args.arch
+    if arch is None:
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise UserError(f"{source}: no config.json next to the model; pass --arch")
+        arch = json.loads(config_path.read_text())["config"]["arch"]
+    model = conjoin(load_model(source), arch, args.mode)
+    out = Path(args.out)
+    if out.suffix in (".keras", ".h5"):
+        tmp = out.with_name(f".partial-{out.name}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            model.save(tmp)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        save_model_files(model, out)
+    print(f"conjoined ({args.mode}) model of {source} written to {out}")
+    return 0

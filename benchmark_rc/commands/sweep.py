@@ -1,0 +1,61 @@
+"""`benchmark-rc sweep`: grid of datasets x strategies x seeds -> DIR/results.csv + report."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--preset", help="smoke, quick, paper-sim, profile-sim, paper-binary, "
+                                         "paper-profile")
+    source.add_argument("--config", help="sweep config YAML (docs/sweep.md)")
+    parser.add_argument("--out", required=True, help="sweep directory (created or resumed)")
+    parser.add_argument("--data", action="append", default=[], metavar="NAME=FILE",
+                        help="dataset file for a dataset of the sweep (repeatable)")
+    parser.add_argument("--seeds", help="comma-separated seeds overriding the config's")
+    parser.add_argument("--strategies", help="comma-separated strategies overriding the config's")
+    parser.add_argument("--epochs", type=int, help="cap the epochs of every run")
+    parser.add_argument("--shard", help="I/N: run only every N-th training job from the I-th")
+    parser.add_argument("--distribute", choices=("mirrored",),
+                        help="train each run on all local GPUs (tf.distribute.MirroredStrategy)")
+    parser.add_argument("--no-report", action="store_true", help="do not write the report")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark_rc.benchmark import load_config, parse_shard, run_sweep, summary_table
+    from benchmark_rc.errors import UserError
+    from benchmark_rc.presets import get_preset
+
+    config = get_preset(args.preset) if args.preset else load_config(args.config)
+    data_paths = {}
+    for item in args.data:
+        if "=" not in item:
+            raise UserError(f"--data expects NAME=FILE, got {item!r}")
+        name, path = item.split("=", 1)
+        data_paths[name] = path
+    if args.seeds:
+        config["seeds"] = [int(s) for s in args.seeds.split(",")]
+    if args.strategies:
+        config["strategies"] = args.strategies.split(",")
+    if args.epochs:
+        config.setdefault("train", {})["epochs"] = args.epochs
+    shard = parse_shard(args.shard)
+    result = run_sweep(config, args.out, shard=shard, distribute=args.distribute,
+                       progress=not args.no_progress, data_paths=data_paths)
+    print(f"\n{result['ok']} ok, {result['failed']} failed, {result['skipped']} already done "
+          f"in {result['seconds']:.1f} s")
+    print(summary_table(result["results"]))
+    print(f"results: {result['results']}")
+    if not args.no_report and Path(result["results"]).is_file():
+        try:
+            from benchmark_rc.report import build_report
+
+            manifest = build_report(args.out)
+            print(f"report: {manifest['markdown']}")
+        except UserError as err:
+            print(f"no report: {err}")
+    return 1 if result["failed"] else 0

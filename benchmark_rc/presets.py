@@ -1,0 +1,95 @@
+"""Named sweep configurations for ``benchmark-rc sweep --preset NAME`` (docs/sweep.md).
+
+A sweep config is a plain dict (the same keys as a YAML file given with ``--config``):
+
+``datasets``: list of ``{name, arch, path | simulate, hparams}``; ``simulate`` is
+``{"kind": "paper" | "profile", ...keyword arguments of simulate_paper / simulate_profile}`` and
+the file is generated once into ``OUT/data/<name>.h5``; a dataset without ``path`` nor
+``simulate`` must be given on the command line (``--data NAME=FILE``), e.g. files made by
+``benchmark-rc prepare``.
+``strategies``: list of names or ``"all"``; ``seeds``: list of ints; ``train``: overrides of
+:class:`benchmark_rc.training.TrainConfig` (epochs, batch_size, steps_per_epoch, patience,
+max_valid, ...); ``evaluate``: ``{split, max_rows, batch_size}``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from benchmark_rc.errors import UserError
+
+PAPER_SEEDS = [1535, 1780, 2143, 3578, 4652, 6117, 6806, 7626, 9295, 9999]
+# tiny bpnet for the smoke test: output length = input - 106
+_TINY_BPNET = {"filters": 4, "n_dilated": 2}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "description": "every strategy on tiny generated data, 1 seed, 2 short epochs (CI)",
+        "datasets": [
+            {"name": "smoke-sim", "arch": "sim",
+             "simulate": {"kind": "paper", "length": 200, "num_seqs_per_motif": 40}},
+        ],
+        "strategies": "all",
+        "seeds": [1],
+        "train": {"epochs": 2, "batch_size": 32, "steps_per_epoch": 2, "patience": 0},
+        "evaluate": {"split": "test"},
+    },
+    "quick": {
+        "description": "sim200 (paper data) with 5 strategies, 1 seed, epochs capped (make demo)",
+        "datasets": [
+            {"name": "sim200", "arch": "sim",
+             "simulate": {"kind": "paper", "length": 200}},
+        ],
+        "strategies": ["standard", "rcaug", "posthoc", "conjoined", "rcps"],
+        "seeds": [1535],
+        "train": {"epochs": 30},
+        "evaluate": {"split": "test"},
+    },
+    "paper-sim": {
+        "description": "sim200 + sim1000 x every strategy x the paper's 10 seeds, full protocol",
+        "datasets": [
+            {"name": "sim200", "arch": "sim", "simulate": {"kind": "paper", "length": 200}},
+            {"name": "sim1000", "arch": "sim", "simulate": {"kind": "paper", "length": 1000}},
+        ],
+        "strategies": "all",
+        "seeds": PAPER_SEEDS,
+        "train": {},
+        "evaluate": {"split": "test"},
+    },
+    "profile-sim": {
+        "description": "simulated ChIP-nexus-like profiles x every strategy x 10 seeds (bpnet)",
+        "datasets": [
+            {"name": "profile-sim", "arch": "bpnet", "simulate": {"kind": "profile"}},
+        ],
+        "strategies": "all",
+        "seeds": PAPER_SEEDS,
+        "train": {},
+        "evaluate": {"split": "test"},
+    },
+    "paper-binary": {
+        "description": "GM12878 MAX/CTCF/SPI1 binary task (files from `benchmark-rc prepare "
+                       "binary`, given with --data NAME=FILE) x every strategy x 10 seeds",
+        "datasets": [{"name": tf, "arch": "binary"} for tf in ("MAX", "CTCF", "SPI1")],
+        "strategies": "all",
+        "seeds": PAPER_SEEDS,
+        "train": {},
+        "evaluate": {"split": "test"},
+    },
+    "paper-profile": {
+        "description": "mESC ChIP-nexus OCT4/SOX2/NANOG/KLF4 profiles (files from `benchmark-rc "
+                       "prepare profile`, --data NAME=FILE) x every strategy x 10 seeds",
+        "datasets": [{"name": tf, "arch": "bpnet"} for tf in ("OCT4", "SOX2", "NANOG", "KLF4")],
+        "strategies": "all",
+        "seeds": PAPER_SEEDS,
+        "train": {},
+        "evaluate": {"split": "test"},
+    },
+}
+
+
+def get_preset(name: str) -> dict[str, Any]:
+    """A deep copy of the preset ``name``; unknown names raise UserError."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of {list(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])

@@ -1,0 +1,149 @@
+"""Model registry: build_model / list_* / conjoin / logits_model (the public API of DESIGN.md).
+
+Every sim/binary model ends with a layer named ``logits`` (N, T) followed by a sigmoid layer
+``probabilities``; bpnet models output a dict of logits ``profile`` (N, 1000, 2) and log counts
+``counts`` (N, 2). Models are compiled with Adam(learning_rate) and loss objects (string losses
+break .h5 loading, keras3_notes §1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from benchmark_rc.architectures import ARCHITECTURES, Architecture, get_architecture
+from benchmark_rc.architectures.base import conjoin_network
+from benchmark_rc.errors import UserError
+from benchmark_rc.sequence import reverse_complement, reverse_control, swap_strands
+from benchmark_rc.strategies import STRATEGIES, build_logits_network, get_strategy, merge_modes
+
+
+def list_architectures() -> list[str]:
+    """Registered architecture names."""
+    return list(ARCHITECTURES)
+
+
+def list_strategies() -> list[str]:
+    """Registered strategy names (DESIGN.md order)."""
+    return list(STRATEGIES)
+
+
+def _finalize(net: keras.Model, arch: Architecture, hp: dict[str, Any]) -> keras.Model:
+    """Add the sigmoid of classification models and compile."""
+    if arch.task == "classification":
+        probs = keras.layers.Activation("sigmoid", name="probabilities")(net.outputs[0])
+        model = keras.Model(net.inputs[0], probs, name=net.name)
+    else:
+        model = net
+    loss, weights = arch.make_loss(hp)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=float(hp["learning_rate"])),
+        loss=loss,
+        loss_weights=weights,
+    )
+    return model
+
+
+def build_model(arch: str, strategy: str, **hparams: Any) -> keras.Model:
+    """Build and compile ``strategy`` on ``arch``.
+
+    Args:
+        arch: one of :func:`list_architectures`.
+        strategy: one of :func:`list_strategies`. For the post-hoc strategies this returns the
+            standard model to be trained with RC augmentation; apply :func:`conjoin` with
+            ``get_strategy(strategy).posthoc`` as the mode after training.
+        **hparams: architecture hyper-parameters (e.g. ``input_length`` for sim, ``filters``),
+            plus ``learning_rate`` (1e-3) and ``seed`` (None: keras.utils.set_random_seed(seed)
+            is called before building when given).
+
+    Returns:
+        A compiled keras.Model. sim/binary: (N, L, 4) -> sigmoid probabilities (N, T).
+        bpnet: dict inputs "sequence", "control", "control_logcount" -> dict "profile" (logits),
+        "counts".
+    """
+    spec = get_architecture(arch)
+    strat = get_strategy(strategy)
+    hp = spec.hparams(hparams)
+    if hp["seed"] is not None:
+        keras.utils.set_random_seed(int(hp["seed"]))
+    net = build_logits_network(strat, spec, hp, name=f"{arch}_{strategy}".replace("-", "_"))
+    return _finalize(net, spec, hp)
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """Model with the same inputs giving the pre-sigmoid logits (bpnet: the model itself).
+
+    Works on models freshly loaded from .h5 / .keras: it looks up the layer named ``logits``.
+    """
+    names = {layer.name for layer in model.layers}
+    if "logits" in names:
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        return keras.Model(inputs, model.get_layer("logits").output, name=f"{model.name}_logits")
+    if {"profile", "counts"} <= names:
+        return model
+    raise UserError(
+        f"model {model.name!r} has no layer named 'logits' (sim/binary) nor 'profile'/'counts' "
+        "outputs (bpnet); it was not built by benchmark_rc"
+    )
+
+
+def _arch_of(model: keras.Model, arch: str | Architecture) -> Architecture:
+    return arch if isinstance(arch, Architecture) else get_architecture(arch)
+
+
+def conjoin(model: keras.Model, arch: str, mode: str = "logit") -> keras.Model:
+    """Post-hoc conjoined model f(x) = merge(g(x), RC_out(g(RC x))) of a trained model.
+
+    Args:
+        model: a single-strand model of ``arch`` (built by :func:`build_model`, possibly loaded
+            from .h5 / .keras).
+        arch: its architecture name.
+        mode: "logit" (average logits, CJ-posthoc), "prob" (average probabilities:
+            sigmoids for sim/binary, per-strand softmax profiles for bpnet; counts averaged),
+            "max" (element-wise max of logits).
+
+    Returns:
+        A compiled model with the same inputs and outputs as ``model``. For bpnet the RC branch
+        gets the sequence RC'd, the control reversed along length only and the control log count
+        unchanged; its profile is mapped back (reverse positions, swap strands) and its counts
+        swapped before merging.
+    """
+    spec = _arch_of(model, arch)
+    merges = merge_modes(spec, mode)
+    g = logits_model(model)
+    net = conjoin_network(g, spec, merges, name=f"{model.name}_conjoined_{mode}")
+    hp = spec.hparams({})
+    return _finalize(net, spec, hp)
+
+
+_NUMPY_RULES = {
+    "regular": reverse_complement,
+    "length": reverse_control,
+    "strands": swap_strands,
+    "none": lambda v: v,
+}
+
+
+def rc_inputs(arch: str, x: Any) -> Any:
+    """The RC of model inputs of ``arch`` (numpy or tensors).
+
+    sim/binary: ``x`` (N, L, 4) -> reverse complement. bpnet: dict -> sequence RC'd, control
+    reversed along length only, control_logcount unchanged.
+    """
+    spec = get_architecture(arch)
+    if spec.task == "classification":
+        return reverse_complement(x)
+    return {key: _NUMPY_RULES[spec.input_rules[key]](value) for key, value in x.items()}
+
+
+def rc_outputs(arch: str, y: Any) -> Any:
+    """The RC of model outputs of ``arch``: what f(RC x) equals for an equivariant model.
+
+    sim/binary probabilities / logits (N, T): unchanged (invariant). bpnet dict: profile
+    (N, L, 2) reversed and strand-swapped, counts (N, 2) swapped.
+    """
+    spec = get_architecture(arch)
+    if spec.task == "classification":
+        return y
+    return {key: _NUMPY_RULES[spec.output_rules[key]](value) for key, value in y.items()}

@@ -1,0 +1,269 @@
+"""Markdown report and figures of a sweep directory (``benchmark-rc report DIR``).
+
+Reads ``DIR/results.csv`` (one row per finished run, see :mod:`benchmark_rc.benchmark`), keeps
+the last ``status == "ok"`` row of every run_id, and writes to ``DIR/report/``:
+
+* ``report.md`` — per dataset a table of means ± SD across seeds with the paper labels, the
+  paired comparison against the post-hoc conjoined baseline (Wilcoxon signed-rank test across
+  seeds) and links to the figures;
+* ``figures/<dataset>_metrics.{png,svg}`` — one panel per metric, metric by strategy across
+  seeds (box + jittered strip, the paper's figure style);
+* ``figures/<dataset>_rc_divergence.{png,svg}`` — RC divergence by strategy on a log scale;
+* ``figures/<dataset>_vs_posthoc.{png,svg}`` — per-seed differences to CJ-posthoc, one panel
+  per metric;
+* ``figures.json`` — the figure files and the titles of their panels.
+
+SVG text is kept as text (``svg.fonttype = none``) so figures can be searched and checked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark_rc.errors import UserError
+from benchmark_rc.fileio import atomic_path, atomic_write_text
+
+CLASSIFICATION_METRICS = ("auroc", "auprc")
+PROFILE_METRICS = ("jsd", "pearson", "spearman")
+METRIC_LABELS = {"auroc": "auROC", "auprc": "auPRC", "jsd": "JSD (lower is better)",
+                 "pearson": "Pearson r", "spearman": "Spearman r"}
+# Display order of strategies (DESIGN.md); strategies not listed follow in alphabetical order.
+STRATEGY_ORDER = ("standard", "rcaug", "posthoc", "posthoc-prob", "conjoined", "conjoined-max",
+                  "rcps", "rcps-avg", "rcps-weighted", "rcps-half", "hybrid-early",
+                  "hybrid-later", "hybrid-all")
+BASELINE = "posthoc"
+_LOG_FLOOR = 1e-12  # rc_divergence values of exactly 0 are drawn at this height on the log axis
+
+
+def load_results(results_csv: str | os.PathLike):
+    """The finished runs of a results.csv as a DataFrame (last ok row per run_id)."""
+    import pandas as pd
+
+    path = Path(results_csv)
+    if not path.is_file():
+        raise UserError(f"{path}: no results file (run `benchmark-rc sweep --out DIR` first)")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as err:  # pandas raises several parser errors
+        raise UserError(f"{path}: cannot be read as CSV ({err})") from err
+    needed = {"run_id", "dataset", "strategy", "seed", "status", "rc_divergence"}
+    missing = needed - set(frame.columns)
+    if missing:
+        raise UserError(f"{path}: missing columns {sorted(missing)}; expected a results.csv "
+                        "written by `benchmark-rc sweep`")
+    ok = frame[frame["status"] == "ok"].drop_duplicates("run_id", keep="last")
+    return ok.reset_index(drop=True)
+
+
+def _strategy_order(strategies) -> list[str]:
+    present = set(strategies)
+    ordered = [s for s in STRATEGY_ORDER if s in present]
+    return ordered + sorted(present - set(ordered))
+
+
+def _metrics_of(frame) -> tuple[str, ...]:
+    for group in (CLASSIFICATION_METRICS, PROFILE_METRICS):
+        if all(m in frame.columns for m in group) and frame[list(group)].notna().any().any():
+            return group
+    return ()
+
+
+def _strip_box(ax, groups: list[np.ndarray], labels: list[str], rng: np.random.Generator,
+               log: bool = False) -> None:
+    data = [g[np.isfinite(g)] for g in groups]
+    if log:
+        data = [np.maximum(g, _LOG_FLOOR) for g in data]
+    positions = np.arange(1, len(data) + 1)
+    non_empty = [i for i, g in enumerate(data) if g.size]
+    if non_empty:
+        ax.boxplot([data[i] for i in non_empty], positions=positions[non_empty], widths=0.6,
+                   showfliers=False, medianprops={"color": "black"})
+    for pos, values in zip(positions, data, strict=True):
+        ax.scatter(pos + rng.uniform(-0.15, 0.15, values.size), values, s=14, alpha=0.8,
+                   color="tab:blue", zorder=3)
+    ax.set_xticks(positions)
+    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _save(fig, stem: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"yscales": [ax.get_yscale() for ax in fig.axes]}
+    for ext in ("png", "svg"):
+        target = stem.with_suffix(f".{ext}")
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
+        out[ext] = str(target)
+    return out
+
+
+def _paired_vs_baseline(frame, metric: str, strategies: list[str]) -> dict[str, dict[str, Any]]:
+    """Per strategy: seed-paired differences metric(strategy) - metric(posthoc) and Wilcoxon."""
+    from scipy.stats import wilcoxon
+
+    base = frame[frame["strategy"] == BASELINE].set_index("seed")[metric]
+    out = {}
+    for strategy in strategies:
+        if strategy == BASELINE:
+            continue
+        other = frame[frame["strategy"] == strategy].set_index("seed")[metric]
+        seeds = sorted(set(base.dropna().index) & set(other.dropna().index))
+        diffs = np.array([other[s] - base[s] for s in seeds], dtype=float)
+        p_value = float("nan")
+        if diffs.size and np.any(diffs != 0):
+            try:
+                p_value = float(wilcoxon(diffs).pvalue)
+            except ValueError:
+                p_value = float("nan")
+        out[strategy] = {"n": int(diffs.size), "diffs": diffs,
+                         "median": float(np.median(diffs)) if diffs.size else float("nan"),
+                         "p": p_value}
+    return out
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _fmt_sci(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.2e}"
+
+
+def build_report(sweep_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write ``sweep_dir/report/`` (markdown + figures) and return a manifest
+    ``{"markdown": path, "figures": {name: {"png", "svg", "panels": [titles], "yscales"}}}``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep_dir = Path(sweep_dir)
+    frame = load_results(sweep_dir / "results.csv")
+    if frame.empty:
+        raise UserError(f"{sweep_dir / 'results.csv'}: no finished (status ok) runs to report")
+    report_dir = sweep_dir / "report"
+    fig_dir = report_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    manifest: dict[str, Any] = {"markdown": str(report_dir / "report.md"), "figures": {}}
+    lines = [f"# benchmark_rc report: {sweep_dir.name}", "",
+             f"{len(frame)} finished runs from `{sweep_dir / 'results.csv'}`. Values are means ± "
+             "SD across seeds; `rc_divergence` is the mean |f(x) − f(RC x)| of the logits "
+             "(profiles: mean JSD between the forward and RC-mapped predicted distributions).", ""]
+
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "benchmark_rc"}):
+        for dataset in sorted(frame["dataset"].unique()):
+            sub = frame[frame["dataset"] == dataset]
+            metric_names = _metrics_of(sub)
+            strategies = _strategy_order(sub["strategy"].unique())
+            labels = []
+            for s in strategies:
+                label = sub.loc[sub["strategy"] == s, "paper_label"].iloc[0] \
+                    if "paper_label" in sub.columns else s
+                labels.append(str(label) if isinstance(label, str) and label else s)
+            lines += [f"## {dataset}", ""]
+
+            # table of means ± SD
+            header = ["strategy", "paper label", "seeds"]
+            header += [METRIC_LABELS[m] for m in metric_names]
+            header += ["rc_divergence", "train s"]
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for s, label in zip(strategies, labels, strict=True):
+                rows = sub[sub["strategy"] == s]
+                cells = [s, label, str(len(rows))]
+                for m in metric_names:
+                    v = rows[m].astype(float)
+                    sd = float(v.std(ddof=1)) if v.notna().sum() > 1 else float("nan")
+                    cells.append(f"{_fmt(float(v.mean()))} ± {_fmt(sd)}")
+                cells.append(_fmt_sci(float(rows["rc_divergence"].astype(float).mean())))
+                if "train_seconds" in rows.columns:
+                    cells.append(_fmt(float(rows["train_seconds"].astype(float).mean()), 1))
+                else:
+                    cells.append("–")
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+
+            figures = manifest["figures"]
+            if metric_names:
+                fig, axes = plt.subplots(1, len(metric_names),
+                                         figsize=(4.2 * len(metric_names), 4.2), squeeze=False)
+                panels = []
+                for ax, m in zip(axes[0], metric_names, strict=True):
+                    groups = [sub.loc[sub["strategy"] == s, m].to_numpy(float) for s in strategies]
+                    _strip_box(ax, groups, labels, rng)
+                    title = f"{dataset}: {METRIC_LABELS[m]}"
+                    ax.set_title(title)
+                    panels.append(title)
+                figures[f"{dataset}_metrics"] = {**_save(fig, fig_dir / f"{dataset}_metrics"),
+                                                 "panels": panels}
+                plt.close(fig)
+                lines += [f"![{dataset} metrics](figures/{dataset}_metrics.png)", ""]
+
+            fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(strategies) + 2), 4.2))
+            groups = [sub.loc[sub["strategy"] == s, "rc_divergence"].to_numpy(float)
+                      for s in strategies]
+            _strip_box(ax, groups, labels, rng, log=True)
+            title = f"{dataset}: RC divergence (log scale)"
+            ax.set_title(title)
+            ax.set_ylabel(f"rc_divergence (0 drawn at {_LOG_FLOOR:g})")
+            figures[f"{dataset}_rc_divergence"] = {
+                **_save(fig, fig_dir / f"{dataset}_rc_divergence"), "panels": [title]}
+            plt.close(fig)
+            lines += [f"![{dataset} rc divergence](figures/{dataset}_rc_divergence.png)", ""]
+
+            if BASELINE in strategies and metric_names and len(strategies) > 1:
+                others = [s for s in strategies if s != BASELINE]
+                other_labels = [labels[strategies.index(s)] for s in others]
+                fig, axes = plt.subplots(1, len(metric_names),
+                                         figsize=(4.2 * len(metric_names), 4.2), squeeze=False)
+                panels = []
+                lines += [f"Paired differences to {BASELINE} (same seed), Wilcoxon signed-rank "
+                          "test across seeds:", "",
+                          "| strategy | metric | pairs | median difference | p |",
+                          "|---|---|---|---|---|"]
+                for ax, m in zip(axes[0], metric_names, strict=True):
+                    paired = _paired_vs_baseline(sub, m, strategies)
+                    _strip_box(ax, [paired[s]["diffs"] for s in others], other_labels, rng)
+                    ax.axhline(0, color="grey", lw=1)
+                    title = f"{dataset}: {METRIC_LABELS[m]} minus {BASELINE}"
+                    ax.set_title(title)
+                    panels.append(title)
+                    for s in others:
+                        r = paired[s]
+                        lines.append(f"| {s} | {m} | {r['n']} | {_fmt(r['median'])} | "
+                                     f"{_fmt(r['p'], 3)} |")
+                figures[f"{dataset}_vs_posthoc"] = {
+                    **_save(fig, fig_dir / f"{dataset}_vs_posthoc"), "panels": panels}
+                plt.close(fig)
+                lines += ["", f"![{dataset} vs posthoc](figures/{dataset}_vs_posthoc.png)", ""]
+
+    failed_note = _failed_runs(sweep_dir / "results.csv")
+    if failed_note:
+        lines += ["## Failed runs", "", *failed_note, ""]
+    atomic_write_text(report_dir / "report.md", "\n".join(lines) + "\n")
+    atomic_write_text(report_dir / "figures.json", json.dumps(manifest["figures"], indent=2))
+    return manifest
+
+
+def _failed_runs(results_csv: Path) -> list[str]:
+    import pandas as pd
+
+    frame = pd.read_csv(results_csv)
+    last = frame.drop_duplicates("run_id", keep="last")
+    failed = last[last["status"] != "ok"]
+    out = []
+    for _, row in failed.iterrows():
+        error = str(row.get("error", "")).splitlines()[0][:200] if "error" in row else ""
+        out.append(f"- `{row['run_id']}`: {error}")
+    return out

@@ -1,0 +1,687 @@
+"""The training protocol of the paper (spec/paper.md §2.3, §3.5, §4.3), checkpoints and evaluation.
+
+One loop (:func:`fit_model`) serves every task; a :class:`Protocol` says how:
+
+=========  ======  =======================  =================  ===================  ============
+protocol   batch   epochs                   early stopping     weights kept         data
+=========  ======  =======================  =================  ===================  ============
+sim        500     ≤ 200 passes             val_loss, pat. 10  best val auROC       RCAug: the
+                                                                                    doubled set
+                                                                                    [x, RC x],
+                                                                                    shuffled
+binary     100     160 × 50-step epochs     none               best val auROC       upsampled
+                                                                                    stream (0.2),
+                                                                                    RCAug within
+profile    64      ≤ 200 passes             val_loss (= the    best val_loss        jitter 200,
+                                            profile MNLL),                          RCAug within
+                                            pat. 10
+=========  ======  =======================  =================  ===================  ============
+
+The validation auROC is macro over tasks (sklearn). For classification, validation loss and
+auROC come from one prediction pass over the validation split with the model's own compiled
+loss; for profiles Keras computes ``val_loss`` and the loop checks on every epoch that it equals
+``val_profile_loss`` (count-loss weight 0, spec §8.1) and stops with an error otherwise.
+Early stopping follows Keras (stop after ``patience`` epochs without a strictly lower val_loss);
+unlike Keras 2 the kept weights are the best by the selection metric whether or not training
+stopped early.
+
+Checkpoints and resume: after every epoch the model weights with the optimizer state
+(``epoch-NNNN.weights.h5``), the best weights so far (``best.npz``) and ``state.json`` (epoch,
+history, early-stopping and selection state, seconds) are written atomically to
+``RUN/checkpoint/``. A new call on the same run directory loads them, skips the batches already
+consumed (the data stream is a seeded repeated ``tf.data`` pipeline) and continues, so an
+interrupted run ends with the same weights as an uninterrupted one. The checkpoint is removed
+when the run finishes.
+
+Outputs of a finished run: ``model.keras`` (saved first: an .h5 save strips the optimizer from
+the live model, keras3_notes §1), ``model.h5``, ``history.csv`` and ``config.json`` (every
+parameter, the resolved protocol, the dataset attributes, versions, best epoch, seconds;
+written last, so its presence marks a finished run).
+
+Determinism: :func:`set_determinism` calls ``keras.utils.set_random_seed`` and
+``tf.config.experimental.enable_op_determinism``: with the same seed two runs give bit-identical
+weights on CPU (keras3_notes §5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark_rc.errors import UserError
+from benchmark_rc.fileio import atomic_path, atomic_write_text
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one task is trained (see the module table)."""
+
+    name: str
+    task: str  # "classification" | "profile"
+    batch_size: int
+    epochs: int
+    steps_per_epoch: int | None  # None: one pass over the training split
+    patience: int | None  # early stopping on val_loss; None: never stop early
+    select: str  # weights kept: "auroc" (max val auROC) | "loss" (min val_loss)
+    upsample: float | None
+    jitter: int
+    rc_mode: str  # how RC augmentation is realised: "doubled" set or "within" batch
+    eval_batch_size: int
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "sim": Protocol("sim", "classification", 500, 200, None, 10, "auroc", None, 0, "doubled",
+                    1000),
+    "binary": Protocol("binary", "classification", 100, 160, 50, None, "auroc", 0.2, 0, "within",
+                       1000),
+    "profile": Protocol("profile", "profile", 64, 200, None, 10, "loss", None, 200, "within", 64),
+}
+ARCH_PROTOCOL = {"sim": "sim", "binary": "binary", "bpnet": "profile"}
+_OVERRIDABLE = ("batch_size", "epochs", "steps_per_epoch", "patience", "select", "upsample",
+                "jitter", "eval_batch_size")
+
+
+@dataclass
+class TrainConfig:
+    """Every parameter of one training run. ``None`` fields take the protocol default."""
+
+    data: str
+    arch: str
+    strategy: str
+    seed: int = 0
+    protocol: str | None = None  # default: from the architecture (sim, binary, bpnet->profile)
+    batch_size: int | None = None
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    patience: int | None = None
+    select: str | None = None
+    upsample: float | None = None
+    jitter: int | None = None
+    eval_batch_size: int | None = None
+    max_valid: int | None = None  # use only the first N validation rows (tests, quick presets)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    distribute: str | None = None  # None | "mirrored"
+
+    def resolved_protocol(self) -> Protocol:
+        """The protocol with this config's overrides applied."""
+        name = self.protocol or ARCH_PROTOCOL.get(self.arch)
+        if name not in PROTOCOLS:
+            raise UserError(f"no training protocol {name!r} (arch {self.arch!r}); choose one of "
+                            f"{list(PROTOCOLS)}")
+        base = PROTOCOLS[name]
+        overrides = {k: getattr(self, k) for k in _OVERRIDABLE if getattr(self, k) is not None}
+        if "patience" in overrides and overrides["patience"] <= 0:
+            overrides["patience"] = None  # 0 / negative on the command line: no early stopping
+        if "upsample" in overrides and overrides["upsample"] <= 0:
+            overrides["upsample"] = None
+        proto = dataclasses.replace(base, **overrides)
+        if proto.select not in ("auroc", "loss"):
+            raise UserError(f"select must be 'auroc' or 'loss', got {proto.select!r}")
+        if proto.task == "profile" and proto.select == "auroc":
+            raise UserError("profile models are selected by validation loss (select='loss')")
+        return proto
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit_model` did."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_value: float
+    epochs_run: int
+    stopped_early: bool
+    train_seconds: float
+    resumed_from: list[int]
+
+
+# ----------------------------------------------------------------------------------------------
+# Seeds, versions
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow and turn on TF op determinism (bit-identical on CPU)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a run depends on."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("benchmark_rc", "tensorflow", "keras", "numpy", "h5py", "scikit-learn", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            if pkg == "benchmark_rc":
+                from benchmark_rc._version import __version__
+
+                out[pkg] = __version__
+            else:
+                out[pkg] = "absent"
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Model files
+
+
+def save_model_files(model: Any, run_dir: str | os.PathLike) -> None:
+    """model.keras then model.h5 (order matters, keras3_notes §1), each written atomically."""
+    import absl.logging
+
+    run_dir = Path(run_dir)
+    verbosity = absl.logging.get_verbosity()
+    absl.logging.set_verbosity(absl.logging.ERROR)  # the "legacy HDF5" notice on every save
+    try:
+        for name in ("model.keras", "model.h5"):
+            target = run_dir / name
+            tmp = run_dir / f".partial-{name}"  # Keras wants the real suffix
+            try:
+                model.save(tmp)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+    finally:
+        absl.logging.set_verbosity(verbosity)
+
+
+def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
+    """Load a .keras / .h5 model saved by benchmark_rc (custom layers registered)."""
+    import keras
+
+    import benchmark_rc.registry  # noqa: F401  (registers the custom layers)
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file (expected a .keras or .h5 file or a run "
+                        "directory holding model.keras)")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as err:
+        raise UserError(f"{path}: cannot be loaded as a Keras model ({err})") from err
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The config.json of a finished run, or None."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+class _Checkpoint:
+    """Files of ``RUN/checkpoint``: state.json, epoch-NNNN.weights.h5, best.npz."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / CHECKPOINT_DIR
+
+    def load_state(self) -> dict[str, Any] | None:
+        path = self.dir / "state.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def save(self, model: Any, state: dict[str, Any], best_weights: list[np.ndarray] | None,
+             best_changed: bool) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{state['epoch']:04d}.weights.h5"
+        tmp = self.dir / f".partial-{name}"
+        model.save_weights(tmp)
+        os.replace(tmp, self.dir / name)
+        if best_changed and best_weights is not None:
+            with atomic_path(self.dir / "best.npz") as tmp_best, open(tmp_best, "wb") as f:
+                np.savez(f, *best_weights)
+        atomic_write_text(self.dir / "state.json", json.dumps(dict(state, weights=name)))
+        for old in self.dir.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    def restore(self, model: Any, state: dict[str, Any]) -> list[np.ndarray] | None:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(self.dir / state["weights"])
+        best = self.dir / "best.npz"
+        if not best.is_file():
+            return None
+        with np.load(best) as arrays:
+            return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _classification_loss(model: Any) -> Callable[[np.ndarray, np.ndarray], float]:
+    import keras
+
+    loss = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
+    if isinstance(loss, Mapping) or isinstance(loss, list | tuple):
+        loss = next(iter(loss.values())) if isinstance(loss, Mapping) else loss[0]
+
+    def fn(y: np.ndarray, p: np.ndarray) -> float:
+        return float(keras.ops.convert_to_numpy(loss(y.astype(np.float32), p.astype(np.float32))))
+
+    return fn
+
+
+@dataclass
+class ValidationData:
+    """Validation of one run: ``dataset`` (batches as for fit) and, for classification, the
+    labels ``y`` (N, T) in dataset order."""
+
+    dataset: Any
+    task: str
+    y: np.ndarray | None = None
+
+
+def fit_model(model: Any, train_ds: Any, steps_per_epoch: int, valid: ValidationData,
+              protocol: Protocol, run_dir: str | os.PathLike, *,
+              progress: bool = False, desc: str = "",
+              extra_callbacks: list[Any] | None = None) -> FitResult:
+    """Train ``model`` by ``protocol``; checkpoint to ``run_dir``; resume if a checkpoint exists.
+
+    Args:
+        model: compiled keras.Model (sigmoid outputs (N, T) for classification; bpnet dict
+            outputs for profiles).
+        train_ds: endless (repeated) tf.data stream of training batches; ``steps_per_epoch``
+            batches make one epoch. On resume the consumed batches are skipped.
+        valid: validation data (see :class:`ValidationData`).
+        protocol: epochs, patience, selection metric.
+        run_dir: directory for ``checkpoint/``.
+        progress: show a tqdm bar over epochs.
+        extra_callbacks: more Keras callbacks (called after the protocol's own).
+
+    Returns:
+        :class:`FitResult`; the model holds the selected (best) weights on return.
+    """
+    import keras
+
+    run_dir = Path(run_dir)
+    ckpt = _Checkpoint(run_dir)
+    state = ckpt.load_state()
+    best_weights: list[np.ndarray] | None = None
+    if state is not None:
+        best_weights = ckpt.restore(model, state)
+        state["resumed_from"].append(state["epoch"] + 1)
+        initial_epoch = state["epoch"] + 1
+    else:
+        state = {"epoch": -1, "history": [], "best_value": None, "best_epoch": -1,
+                 "es_best": None, "es_wait": 0, "stopped_early": False, "seconds": 0.0,
+                 "resumed_from": []}
+        initial_epoch = 0
+    if state["stopped_early"] or initial_epoch >= protocol.epochs:
+        initial_epoch = protocol.epochs  # nothing left to train
+
+    loss_fn = _classification_loss(model) if valid.task == "classification" else None
+
+    class ProtocolCallback(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bar = None
+            self.t0 = 0.0
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            if progress:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=protocol.epochs, initial=initial_epoch, desc=desc or "epochs",
+                                unit="epoch", leave=False)
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            nonlocal best_weights
+            logs = logs if logs is not None else {}
+            row: dict[str, float] = {"epoch": epoch}
+            row.update({k: float(v) for k, v in logs.items()})
+            if valid.task == "classification":
+                from benchmark_rc.metrics import classification_metrics
+
+                pred = self.model.predict(valid.dataset, verbose=0)
+                scores = classification_metrics(valid.y, pred)
+                row["val_loss"] = loss_fn(valid.y, pred)
+                row["val_auroc"], row["val_auprc"] = scores["auroc"], scores["auprc"]
+            else:
+                _check_profile_val_loss(row)
+            row["seconds"] = time.perf_counter() - self.t0
+            logs.update({k: v for k, v in row.items() if k != "epoch"})
+
+            value = row["val_auroc"] if protocol.select == "auroc" else row["val_loss"]
+            better = (state["best_value"] is None or not math.isfinite(state["best_value"])
+                      or (value > state["best_value"] if protocol.select == "auroc"
+                          else value < state["best_value"]))
+            if better and math.isfinite(value) or state["best_epoch"] < 0:
+                state["best_value"], state["best_epoch"] = float(value), epoch
+                best_weights = [np.array(w) for w in self.model.get_weights()]
+                better = True
+            else:
+                better = False
+            if protocol.patience is not None:
+                if state["es_best"] is None or row["val_loss"] < state["es_best"]:
+                    state["es_best"], state["es_wait"] = row["val_loss"], 0
+                else:
+                    state["es_wait"] += 1
+                    if state["es_wait"] >= protocol.patience and epoch > 0:
+                        state["stopped_early"] = True
+                        self.model.stop_training = True
+            state["epoch"] = epoch
+            state["history"].append(row)
+            state["seconds"] += row["seconds"]
+            ckpt.save(self.model, state, best_weights, better)
+            if self.bar is not None:
+                shown = {"loss": row.get("loss", float("nan")), "val_loss": row["val_loss"]}
+                if "val_auroc" in row:
+                    shown["val_auroc"] = row["val_auroc"]
+                self.bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
+                self.bar.update(1)
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            if self.bar is not None:
+                self.bar.close()
+
+    if initial_epoch < protocol.epochs:
+        stream = train_ds.skip(initial_epoch * steps_per_epoch) if initial_epoch else train_ds
+        fit_kwargs: dict[str, Any] = {}
+        if valid.task == "profile":
+            fit_kwargs["validation_data"] = valid.dataset
+        model.fit(stream, epochs=protocol.epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=steps_per_epoch, verbose=0, shuffle=False,
+                  callbacks=[ProtocolCallback(), *(extra_callbacks or [])], **fit_kwargs)
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return FitResult(history=state["history"], best_epoch=int(state["best_epoch"]),
+                     best_value=float(state["best_value"]) if state["best_value"] is not None
+                     else float("nan"),
+                     epochs_run=state["epoch"] + 1, stopped_early=bool(state["stopped_early"]),
+                     train_seconds=float(state["seconds"]), resumed_from=state["resumed_from"])
+
+
+def _check_profile_val_loss(row: Mapping[str, float]) -> None:
+    """Keras 3 must report val_loss == val_profile_loss (count weight 0; spec §8.1)."""
+    if "val_loss" not in row:
+        raise RuntimeError("profile training needs validation data (no val_loss logged)")
+    profile = row.get("val_profile_loss")
+    if profile is None:
+        raise RuntimeError(f"Keras logged no val_profile_loss (logs: {sorted(row)}); cannot "
+                           "check that val_loss is the profile MNLL")
+    if not math.isclose(row["val_loss"], profile, rel_tol=1e-5, abs_tol=1e-6):
+        raise RuntimeError(f"val_loss {row['val_loss']} != val_profile_loss {profile}: the "
+                           "count loss is not weighted 0, early stopping would be wrong")
+
+
+# ----------------------------------------------------------------------------------------------
+# One run of the benchmark: data + model + fit + files
+
+
+def _dataset_info(path: str) -> dict[str, Any]:
+    import h5py
+
+    from benchmark_rc.data.hdf5 import read_attrs, validate
+
+    rows = validate(path)
+    attrs = read_attrs(path)
+    with h5py.File(path, "r") as f:
+        x_len = int(f["train/x"].shape[1])
+        n_tasks = int(f["train/y"].shape[1]) if "y" in f["train"] else None
+    return {"path": str(Path(path).resolve()), "rows": rows, "task": attrs.get("task"),
+            "x_length": x_len, "num_tasks": n_tasks,
+            "jitter_margin": int(attrs.get("jitter_margin", 0)),
+            "params": attrs.get("params")}
+
+
+def _model_hparams(config: TrainConfig, info: Mapping[str, Any]) -> dict[str, Any]:
+    hp = dict(config.hparams)
+    if info["task"] == "classification":
+        hp.setdefault("input_length", info["x_length"])
+        hp.setdefault("num_tasks", info["num_tasks"])
+    else:  # profile: the stored windows are widened by the jitter margin on each side
+        hp.setdefault("input_length", info["x_length"] - 2 * info["jitter_margin"])
+    return hp
+
+
+def make_training_data(config: TrainConfig, protocol: Protocol, info: Mapping[str, Any],
+                       rc_augment: bool) -> tuple[Any, int, ValidationData]:
+    """The training stream, its steps per epoch and the validation data of a run."""
+    from benchmark_rc.data.hdf5 import read_split
+    from benchmark_rc.data.pipeline import make_dataset, upsampling_plan
+    from benchmark_rc.sequence import reverse_complement
+
+    path = config.data
+    n_train = int(info["rows"]["train"])
+    batch = protocol.batch_size
+    if info["task"] != protocol.task:
+        raise UserError(f"{path}: a {info['task']} dataset cannot train with the "
+                        f"{protocol.name} protocol ({protocol.task}); check --arch")
+    if protocol.upsample is not None:
+        source: Any = path
+        mode = "within" if rc_augment else "none"
+        train_ds = make_dataset(path, "train", batch_size=batch, seed=config.seed,
+                                rc_augment=mode, upsample=protocol.upsample)
+        if protocol.steps_per_epoch is None:
+            y = read_split(path, "train", keys=("y",))["y"]
+            steps = upsampling_plan(y, protocol.upsample, batch)["steps_per_pass"]
+        else:
+            steps = protocol.steps_per_epoch
+    else:
+        source = path
+        mode = "none"
+        if rc_augment and protocol.rc_mode == "doubled":
+            arrays = read_split(path, "train", keys=("x", "y"))
+            x = np.empty((2 * n_train, *arrays["x"].shape[1:]), arrays["x"].dtype)
+            x[0::2], x[1::2] = arrays["x"], reverse_complement(arrays["x"])
+            source = {"x": x, "y": np.repeat(arrays["y"], 2, axis=0)}
+            n_train *= 2
+        elif rc_augment:
+            mode = "within"
+        train_ds = make_dataset(source, "train", batch_size=batch, shuffle=True,
+                                seed=config.seed, rc_augment=mode,
+                                jitter=protocol.jitter if protocol.task == "profile" else 0,
+                                repeat=True,
+                                jitter_margin=info["jitter_margin"]
+                                if isinstance(source, Mapping) else None)
+        steps = protocol.steps_per_epoch or math.ceil(n_train / batch)
+
+    if config.max_valid:
+        valid_source: Any = read_split(path, "valid")
+        valid_source = {k: v[:config.max_valid] for k, v in valid_source.items()
+                        if isinstance(v, np.ndarray)}
+        margin = info["jitter_margin"]
+    else:
+        valid_source, margin = path, None
+    valid_ds = make_dataset(valid_source, "valid", batch_size=protocol.eval_batch_size,
+                            jitter_margin=margin)
+    if protocol.task == "classification":
+        y_valid = np.concatenate([np.asarray(yb) for _, yb in valid_ds])
+        x_only = valid_ds.map(lambda xb, yb: xb)
+        return train_ds, steps, ValidationData(x_only, "classification", y_valid)
+    return train_ds, steps, ValidationData(valid_ds, "profile")
+
+
+def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = False,
+              desc: str = "", restart: bool = False) -> dict[str, Any]:
+    """Train one architecture × strategy × seed on a dataset and write the run directory.
+
+    Resumes from ``run_dir/checkpoint`` after an interruption (``restart`` discards it). A
+    finished run (``config.json`` present) is not retrained: its config is returned.
+
+    Returns the run's config.json content (``config``, ``protocol``, ``best_epoch``,
+    ``epochs_run``, ``train_seconds``, ``versions``, ...).
+    """
+    import benchmark_rc.registry as registry
+    from benchmark_rc.strategies import get_strategy
+
+    run_dir = Path(run_dir)
+    finished = read_run_config(run_dir)
+    if finished is not None and not restart:
+        return finished
+    strategy = get_strategy(config.strategy)
+    if strategy.posthoc:
+        raise UserError(f"strategy {config.strategy!r} is not trained: it is the rcaug model "
+                        f"wrapped post hoc. Train --strategy rcaug, then run `benchmark-rc "
+                        f"conjoin --model RUN/model.keras --mode {strategy.posthoc}`")
+    if restart:
+        _Checkpoint(run_dir).remove()
+        (run_dir / CONFIG_FILE).unlink(missing_ok=True)
+    if not Path(config.data).is_file():
+        raise UserError(f"{config.data}: no such dataset file")
+    protocol = config.resolved_protocol()
+    info = _dataset_info(config.data)
+    hparams = _model_hparams(config, info)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    set_determinism(config.seed)
+    scope = _distribution_scope(config.distribute)
+    with scope:
+        train_ds, steps, valid = make_training_data(config, protocol, info, strategy.rc_augment)
+        model = registry.build_model(config.arch, config.strategy, **hparams)
+        result = fit_model(model, train_ds, steps, valid, protocol, run_dir, progress=progress,
+                           desc=desc)
+    save_model_files(model, run_dir)
+    _write_history(run_dir / "history.csv", result.history)
+    summary = {
+        "status": "finished",
+        "config": config.to_dict(),
+        "protocol": dataclasses.asdict(protocol),
+        "strategy": dataclasses.asdict(strategy),
+        "model_hparams": hparams,
+        "steps_per_epoch": steps,
+        "best_epoch": result.best_epoch,
+        "best_value": result.best_value,
+        "selected_by": protocol.select,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "train_seconds": result.train_seconds,
+        "resumed_from_epochs": result.resumed_from,
+        "params": model.count_params(),
+        "dataset": info,
+        "versions": versions(),
+        "started": started,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_text(run_dir / CONFIG_FILE, json.dumps(summary, indent=2, default=_json))
+    _Checkpoint(run_dir).remove()
+    return summary
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    import pandas as pd
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+
+
+def _distribution_scope(distribute: str | None) -> Any:
+    import contextlib
+
+    if distribute in (None, "", "none"):
+        return contextlib.nullcontext()
+    if distribute == "mirrored":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy().scope()
+    raise UserError(f"--distribute must be 'mirrored' (or omitted), got {distribute!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def _batches(model: Any, data: Any) -> np.ndarray:
+    return np.asarray(model.predict_on_batch(data))
+
+
+def evaluate_model(model: Any, data: str | os.PathLike, split: str = "test", *,
+                   batch_size: int | None = None, max_rows: int | None = None) -> dict[str, Any]:
+    """Test metrics and RC divergence of a (trained or conjoined) model on one split.
+
+    classification: ``auroc``, ``auprc`` (sigmoid outputs, macro over tasks) and
+    ``rc_divergence`` = mean |logit(x) − logit(RC x)|; profile: ``jsd``, ``pearson``,
+    ``spearman`` (spec §4.5, forward strand only) and ``rc_divergence`` = mean JSD between the
+    forward and RC-mapped predicted distributions (RC input: sequence RC'd, control reversed
+    along length only, control log count unchanged). Also ``n`` (rows evaluated).
+    """
+    import tensorflow as tf
+
+    from benchmark_rc import metrics
+    from benchmark_rc.data.hdf5 import read_attrs, read_split
+    from benchmark_rc.data.pipeline import make_dataset
+    from benchmark_rc.registry import logits_model
+
+    attrs = read_attrs(data)
+    task = attrs.get("task")
+    bs = batch_size or (1000 if task == "classification" else 64)
+    source: Any = data
+    margin = None
+    if max_rows:
+        arrays = read_split(data, split)
+        source = {k: v[:max_rows] for k, v in arrays.items() if isinstance(v, np.ndarray)}
+        margin = int(attrs.get("jitter_margin", 0))
+    ds = make_dataset(source, split, batch_size=bs, jitter_margin=margin)
+    logits = logits_model(model)
+    rc = tf.function(lambda t: tf.reverse(t, axis=[-2, -1]))
+    if task == "classification":
+        ys, probs, fwd, rev = [], [], [], []
+        for xb, yb in ds:
+            ys.append(np.asarray(yb))
+            probs.append(_batches(model, xb))
+            fwd.append(_batches(logits, xb))
+            rev.append(_batches(logits, rc(xb)))
+        y, p = np.concatenate(ys), np.concatenate(probs)
+        out = metrics.classification_metrics(y, p)
+        out["rc_divergence"] = metrics.rc_divergence_logits(np.concatenate(fwd),
+                                                            np.concatenate(rev))
+        out["n"] = int(len(y))
+        return out
+    true, pred, jsd_rc = [], [], []
+    for inputs, targets in ds:
+        out_f = model.predict_on_batch(inputs)
+        rc_inputs = {"sequence": rc(inputs["sequence"]),
+                     "control": tf.reverse(inputs["control"], axis=[-2]),
+                     "control_logcount": inputs["control_logcount"]}
+        out_r = model.predict_on_batch(rc_inputs)
+        lf, lr = np.asarray(out_f["profile"]), np.asarray(out_r["profile"])
+        true.append(np.asarray(targets["profile"]))
+        pred.append(metrics.softmax_profile(lf).astype(np.float32))
+        jsd_rc.append(metrics.jensen_shannon(metrics.softmax_profile(lf),
+                                             metrics.rc_map_profile(metrics.softmax_profile(lr)),
+                                             axis=1).mean(axis=-1))
+    result: dict[str, Any] = metrics.profile_metrics(np.concatenate(true), np.concatenate(pred))
+    result["rc_divergence"] = float(np.mean(np.concatenate(jsd_rc)))
+    result["n"] = int(sum(len(t) for t in true))
+    return result

@@ -1,0 +1,118 @@
+"""Stranded bigWig tracks (pyBigWig) and the control smoothing of the profile task.
+
+Positions a bigWig does not cover read as 0 (count tracks are sparse). A value *stored* as NaN is
+also read as 0, and counted so the caller can warn about it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from benchmark_rc.errors import UserError
+
+_BIGWIG_MAGIC = (0x888FFC26).to_bytes(4, "little")
+
+
+class BigWig:
+    """One bigWig file opened for reading; ``nan_values`` counts stored NaN values read."""
+
+    def __init__(self, path: str | os.PathLike, role: str):
+        import pyBigWig
+
+        self.path = Path(path)
+        self.role = role
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: {role} bigWig not found")
+        with open(self.path, "rb") as handle:
+            magic = handle.read(4)
+        if magic not in (_BIGWIG_MAGIC, _BIGWIG_MAGIC[::-1]):
+            raise UserError(f"{self.path}: {role} is not a bigWig file (bad magic number; "
+                            "expected a .bw/.bigWig file, e.g. from bedGraphToBigWig)")
+        try:
+            self._bw = pyBigWig.open(str(self.path))
+        except RuntimeError as err:
+            raise UserError(f"{self.path}: cannot open {role} bigWig ({err})") from None
+        if self._bw is None or not self._bw.isBigWig():
+            raise UserError(f"{self.path}: {role} is not a bigWig file")
+        self.chroms: dict[str, int] = dict(self._bw.chroms())
+        self.nan_values = 0
+
+    def close(self) -> None:
+        self._bw.close()
+
+    def check_chromosomes(self, needed: Mapping[str, tuple[int, str]],
+                          sizes: Mapping[str, int]) -> None:
+        """Raise :class:`UserError` when a chromosome with windows is missing from this bigWig or
+        has a different length than in the genome. ``needed`` maps chromosome -> (number of
+        windows, where the first one comes from)."""
+        for chrom, (count, where) in needed.items():
+            if chrom not in self.chroms:
+                have = ", ".join(list(self.chroms)[:8]) + (", ..." if len(self.chroms) > 8 else "")
+                raise UserError(f"{self.path}: {self.role} bigWig lacks chromosome {chrom!r}, "
+                                f"needed by {count} window(s), first at {where} "
+                                f"(the bigWig has {have or 'no chromosomes'})")
+            if self.chroms[chrom] != sizes[chrom]:
+                raise UserError(f"{self.path}: {self.role} bigWig gives {chrom!r} length "
+                                f"{self.chroms[chrom]}, the genome FASTA {sizes[chrom]} "
+                                "(expected the same assembly)")
+
+    def values(self, chrom: str, start: int, end: int) -> np.ndarray:
+        """Values over [start, end) as float32 (end - start,); missing and NaN -> 0."""
+        out = np.asarray(self._bw.values(chrom, int(start), int(end), numpy=True),
+                         dtype=np.float32)
+        nan = np.isnan(out)
+        if nan.any():
+            self.nan_values += self._stored_nans(chrom, start, end)
+            out[nan] = 0.0
+        return out
+
+    def _stored_nans(self, chrom: str, start: int, end: int) -> int:
+        intervals = self._bw.intervals(chrom, int(start), int(end)) or ()
+        count = 0
+        for s, e, v in intervals:
+            if v != v:  # NaN
+                count += min(e, end) - max(s, start)
+        return count
+
+
+def open_bigwigs(paths: Mapping[str, str | os.PathLike]) -> dict[str, BigWig]:
+    """Open several bigWigs (role -> path); closes the opened ones if a later one fails."""
+    opened: dict[str, BigWig] = {}
+    try:
+        for role, path in paths.items():
+            opened[role] = BigWig(path, role)
+    except BaseException:
+        for bw in opened.values():
+            bw.close()
+        raise
+    return opened
+
+
+def smoothing_offsets(window: int) -> tuple[int, int]:
+    """Left and right extent of a ``window``-bp moving average: an odd window is centred
+    (w//2, w//2); an even one is the original BPNet's (w//2 - 1, w//2), e.g. 24 / 25 for 50."""
+    if window < 1:
+        raise ValueError("smoothing window must be >= 1")
+    return (window - 1) // 2, window // 2
+
+
+def moving_average(track: np.ndarray, window: int) -> np.ndarray:
+    """Moving average along the last axis with the 'valid' convention: input length
+    L + window - 1 (already padded by :func:`smoothing_offsets`) -> output length L."""
+    csum = np.cumsum(track, axis=-1, dtype=np.float64)
+    csum = np.concatenate([np.zeros((*track.shape[:-1], 1)), csum], axis=-1)
+    return ((csum[..., window:] - csum[..., :-window]) / window).astype(np.float32)
+
+
+def padded_values(bw: BigWig, chrom: str, start: int, end: int, length: int) -> np.ndarray:
+    """Values over [start, end), clipped to the chromosome [0, length) and edge-padded back."""
+    lo, hi = max(start, 0), min(end, length)
+    values = bw.values(chrom, lo, hi)
+    if lo == start and hi == end:
+        return values
+    return np.pad(values, (lo - start, end - hi), mode="edge")
+

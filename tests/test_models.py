@@ -1,0 +1,352 @@
+"""Model-level tests: every architecture x strategy, equivariance, shapes, parameter counts."""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import numpy as np
+import pytest
+from scipy.ndimage import uniform_filter1d
+from scipy.special import expit, softmax
+
+import benchmark_rc
+from benchmark_rc import build_model, conjoin, list_architectures, list_strategies, logits_model
+from benchmark_rc.errors import UserError
+from benchmark_rc.registry import rc_inputs, rc_outputs
+from benchmark_rc.strategies import get_strategy
+
+TOL = 1e-5
+# Small hyper-parameters for the bulk of the tests; bpnet keeps its full 1346 -> 1000 geometry
+# (one full-size check below uses 64 filters).
+SMALL = {"sim": {}, "binary": {"filters": 6}, "bpnet": {"filters": 4}}
+EQUIVARIANT = [s for s in list_strategies() if get_strategy(s).equivariant]
+NON_EQUIVARIANT = [s for s in list_strategies() if not get_strategy(s).equivariant]
+CASES = [(a, s) for a in list_architectures() for s in list_strategies()]
+
+
+def make_inputs(arch: str, n: int, seed: int, input_length: int | None = None):
+    """Random one-hot DNA (and control tracks for bpnet) for ``arch``."""
+    rng = np.random.default_rng(seed)
+    length = input_length or {"sim": 200, "binary": 1000, "bpnet": 1346}[arch]
+    seq = np.eye(4, dtype="float32")[rng.integers(0, 4, size=(n, length))]
+    if arch != "bpnet":
+        return seq
+    raw = rng.poisson(1.0, size=(n, length - 346)).astype("float32")
+    control = np.stack([raw, uniform_filter1d(raw, 5, axis=1)], axis=-1)
+    logcount = np.log1p(raw.sum(axis=1, keepdims=True)).astype("float32")
+    return {"sequence": seq, "control": control, "control_logcount": logcount}
+
+
+def make_targets(arch: str, n: int, seed: int):
+    rng = np.random.default_rng(seed + 1000)
+    if arch == "bpnet":
+        profile = rng.poisson(2.0, size=(n, 1000, 2)).astype("float32")
+        return {"profile": profile, "counts": np.log1p(profile.sum(axis=1))}
+    tasks = 3 if arch == "sim" else 1
+    return rng.integers(0, 2, size=(n, tasks)).astype("float32")
+
+
+def concat_batches(a, b):
+    if isinstance(a, dict):
+        return {k: np.concatenate([a[k], b[k]]) for k in a}
+    return np.concatenate([a, b])
+
+
+def as_dict(y) -> dict[str, np.ndarray]:
+    if isinstance(y, dict):
+        return {k: np.asarray(v, np.float64) for k, v in y.items()}
+    return {"out": np.asarray(y, np.float64)}
+
+
+def equivariance_error(model: keras.Model, arch: str, x) -> float:
+    """max over outputs of max|f(RC x) - RC_out f(x)| / max(1, max|f(x)|)."""
+    y = as_dict(rc_outputs(arch, as_dict(model(x)) if arch == "bpnet" else model(x)))
+    y_rc = as_dict(model(rc_inputs(arch, x)))
+    errs = []
+    for key in y:
+        scale = max(1.0, float(np.max(np.abs(y[key]))))
+        errs.append(float(np.max(np.abs(y[key] - y_rc[key]))) / scale)
+    return max(errs)
+
+
+def evaluated_model(model: keras.Model, arch: str, strategy: str) -> keras.Model:
+    """The model a strategy is evaluated as (post-hoc strategies: conjoin of the trained one)."""
+    mode = get_strategy(strategy).posthoc
+    return conjoin(model, arch, mode) if mode else model
+
+
+@functools.cache
+def fresh_model(arch: str, strategy: str) -> keras.Model:
+    return build_model(arch, strategy, seed=1, **SMALL[arch])
+
+
+@functools.cache
+def trained_model(arch: str, strategy: str) -> keras.Model:
+    """A model after 3 optimizer steps on random data (non-trivial weights and BN statistics)."""
+    model = build_model(arch, strategy, seed=2, **SMALL[arch])
+    model.run_eagerly = True  # tracing a train function per model costs more than 3 eager steps
+    x, y = make_inputs(arch, 6, seed=3), make_targets(arch, 6, seed=3)
+    if get_strategy(strategy).rc_augment:
+        x = concat_batches(x, rc_inputs(arch, x))
+        y = concat_batches(y, rc_outputs(arch, y))
+    model.fit(x, y, batch_size=2 * (1 + get_strategy(strategy).rc_augment), epochs=1,
+              verbose=0, shuffle=False)
+    return model
+
+
+@pytest.mark.parametrize(("arch", "strategy"), [c for c in CASES if c[1] in EQUIVARIANT])
+def test_equivariant_with_random_weights(arch, strategy):
+    model = evaluated_model(fresh_model(arch, strategy), arch, strategy)
+    assert equivariance_error(model, arch, make_inputs(arch, 3, seed=5)) < TOL
+
+
+@pytest.mark.parametrize(("arch", "strategy"), [c for c in CASES if c[1] in EQUIVARIANT])
+def test_equivariant_after_training(arch, strategy):
+    model = trained_model(arch, strategy)
+    bn = [v for v in model.non_trainable_weights if "moving_mean" in v.path]
+    if arch != "bpnet":  # sim / binary have batch norm: its statistics must have moved
+        assert bn and all(float(np.max(np.abs(np.asarray(v)))) > 0 for v in bn)
+    model = evaluated_model(model, arch, strategy)
+    assert equivariance_error(model, arch, make_inputs(arch, 3, seed=6)) < TOL
+
+
+@pytest.mark.parametrize(("arch", "strategy"), [c for c in CASES if c[1] in NON_EQUIVARIANT])
+def test_non_equivariant_strategies_measurably_fail(arch, strategy):
+    x = make_inputs(arch, 3, seed=7)
+    assert equivariance_error(fresh_model(arch, strategy), arch, x) > 100 * TOL
+    assert equivariance_error(trained_model(arch, strategy), arch, x) > 100 * TOL
+
+
+@pytest.mark.parametrize("strategy", ["rcps", "hybrid-all"])
+def test_bpnet_full_size_equivariant(strategy):
+    model = build_model("bpnet", strategy, seed=3)
+    assert equivariance_error(model, "bpnet", make_inputs("bpnet", 2, seed=8)) < TOL
+
+
+def _out_len(model: keras.Model, name: str) -> int:
+    return int(model.get_layer(name).output.shape[1])
+
+
+@pytest.mark.parametrize("strategy", ["standard", "rcps"])
+def test_length_arithmetic(strategy):
+    for length, conv, pooled in [(200, 180, 9), (1000, 980, 49)]:
+        m = build_model("sim", strategy, input_length=length)
+        assert (_out_len(m, "conv1"), _out_len(m, "maxpool")) == (conv, pooled)
+    m = build_model("binary", strategy)
+    lengths = [_out_len(m, n) for n in ("conv1", "conv2", "conv3", "maxpool")]
+    assert [1000, *lengths] == [1000, 986, 973, 960, 47]
+    m = build_model("bpnet", strategy, filters=4)
+    names = ["conv1"] + [f"residual{i}" for i in range(1, 7)] + ["profile"]
+    assert [1346] + [_out_len(m, n) for n in names] == [
+        1346, 1326, 1322, 1314, 1298, 1266, 1202, 1074, 1000,
+    ]
+    assert tuple(m.outputs[0].shape[1:]) in ((1000, 2), (2,))
+
+
+def test_rc_geometry_errors_for_asymmetric_pooling():
+    build_model("sim", "standard", input_length=204)  # standard: any length
+    with pytest.raises(UserError, match="mirror-symmetric"):
+        build_model("sim", "rcps", input_length=204)
+
+
+@pytest.mark.parametrize("arch", ["sim", "binary", "bpnet"])
+def test_rcps_half_has_standard_channel_count(arch):
+    std, half = build_model(arch, "standard"), build_model(arch, "rcps-half")
+    for name in ("conv1",):
+        assert std.get_layer(name).output.shape[-1] == half.get_layer(name).output.shape[-1]
+    full = build_model(arch, "rcps")
+    assert full.get_layer("conv1").output.shape[-1] == 2 * std.get_layer("conv1").output.shape[-1]
+
+
+# Regression guard: parameter counts with default hyper-parameters (sim with input 200).
+PARAM_COUNTS = {
+    "sim": {
+        "standard": 2323, "rcaug": 2323, "posthoc": 2323, "posthoc-prob": 2323,
+        "conjoined": 2323, "conjoined-max": 2323, "rcps": 2323, "rcps-avg": 2323,
+        "rcps-weighted": 2320, "rcps-half": 1163, "hybrid-early": 2323,
+        "hybrid-later": 2323, "hybrid-all": 2323,
+    },
+    "binary": {
+        "standard": 9121, "rcaug": 9121, "posthoc": 9121, "posthoc-prob": 9121,
+        "conjoined": 9121, "conjoined-max": 9121, "rcps": 16289, "rcps-avg": 16289,
+        "rcps-weighted": 16288, "rcps-half": 4561, "hybrid-early": 12705,
+        "hybrid-later": 12705, "hybrid-all": 9121,
+    },
+}
+
+
+def test_parameter_count_table():
+    table = {a: {s: build_model(a, s).count_params() for s in list_strategies()}
+             for a in list_architectures()}
+    print("\n" + "\n".join(f"{a:7s} {s:14s} {n:8d}" for a in table for s, n in table[a].items()))
+    for arch, expected in PARAM_COUNTS.items():
+        for strategy, count in expected.items():
+            assert table[arch][strategy] == count, (arch, strategy)
+    assert table["bpnet"] == PARAM_COUNTS_BPNET
+
+
+# bpnet standard: conv1 5440 + 6 x 12352 dilated + prebias 9602 + 1x1 10 + counts 132 = 89296;
+# rcps: 5440 + 6 x 24640 + 9601 + 7 + 131 = 163019.
+PARAM_COUNTS_BPNET = {
+    "standard": 89296, "rcaug": 89296, "posthoc": 89296, "posthoc-prob": 89296,
+    "conjoined": 89296, "conjoined-max": 89296, "rcps": 163019, "rcps-avg": 163019,
+    "rcps-weighted": 163019, "rcps-half": 44651, "hybrid-early": 138443,
+    "hybrid-later": 113867, "hybrid-all": 89291,
+}
+
+
+@pytest.mark.parametrize("arch", ["sim", "binary"])
+def test_logits_model_and_conjoin_modes(arch):
+    model = trained_model(arch, "rcaug")
+    x = make_inputs(arch, 4, seed=9)
+    x_rc = rc_inputs(arch, x)
+    probs = np.asarray(model(x))
+    logits = np.asarray(logits_model(model)(x))
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), probs, rtol=1e-5, atol=1e-6)
+    logits_rc = np.asarray(logits_model(model)(x_rc))
+    expected = {
+        "logit": expit((logits + logits_rc) / 2),
+        "prob": (expit(logits) + expit(logits_rc)) / 2,
+        "max": expit(np.maximum(logits, logits_rc)),
+    }
+    for mode, want in expected.items():
+        got = np.asarray(conjoin(model, arch, mode)(x))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(UserError, match="conjoin mode"):
+        conjoin(model, arch, "median")
+
+
+def test_bpnet_conjoin_maps_rc_branch_back():
+    model = trained_model("bpnet", "rcaug")
+    x = make_inputs("bpnet", 2, seed=10)
+    fwd = as_dict(model(x))
+    rev = as_dict(rc_outputs("bpnet", as_dict(model(rc_inputs("bpnet", x)))))
+    got = as_dict(conjoin(model, "bpnet", "logit")(x))
+    np.testing.assert_allclose(got["profile"], (fwd["profile"] + rev["profile"]) / 2, rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(got["counts"], (fwd["counts"] + rev["counts"]) / 2, rtol=1e-5,
+                               atol=1e-5)
+    prob = as_dict(conjoin(model, "bpnet", "prob")(x))["profile"]
+    np.testing.assert_allclose(
+        np.exp(prob), (softmax(fwd["profile"], axis=1) + softmax(rev["profile"], axis=1)) / 2,
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_bpnet_val_loss_is_profile_mnll():
+    model = build_model("bpnet", "rcps", seed=4, filters=4)
+    x, y = make_inputs("bpnet", 4, seed=11), make_targets("bpnet", 4, seed=11)
+    logs = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
+    assert logs["counts_loss"] > 0
+    assert logs["loss"] == pytest.approx(logs["profile_loss"], rel=1e-6)
+
+
+def test_strategy_records_and_errors():
+    assert get_strategy("posthoc").posthoc == "logit" and get_strategy("rcaug").rc_augment
+    assert get_strategy("posthoc-prob").posthoc == "prob"
+    assert get_strategy("standard").equivariant is False
+    assert get_strategy("rcps-half").paper_label == "RCPS-half"
+    assert set(list_architectures()) == {"sim", "binary", "bpnet"}
+    assert len(list_strategies()) == 13
+    with pytest.raises(UserError, match="unknown strategy"):
+        build_model("sim", "rc-magic")
+    with pytest.raises(UserError, match="unknown architecture"):
+        build_model("resnet", "rcps")
+    with pytest.raises(UserError, match="unknown hyper-parameter"):
+        build_model("sim", "rcps", fliters=3)
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    with pytest.raises(UserError, match="no layer named 'logits'"):
+        logits_model(plain)
+
+
+def test_public_api_exports():
+    for name in ("build_model", "conjoin", "list_architectures", "list_strategies",
+                 "reverse_complement", "logits_model"):
+        assert callable(getattr(benchmark_rc, name))
+
+
+# --------------------------------------------------------------------------- save / load
+
+SAVED = {
+    "sim": ["rcaug", "rcps", "rcps-avg", "rcps-weighted", "conjoined-max", "hybrid-later"],
+    "binary": ["rcps-half", "hybrid-early", "conjoined"],
+    "bpnet": ["rcaug", "rcps", "hybrid-all", "conjoined"],
+}
+
+LOADER = r"""
+import json, sys
+import numpy as np
+import keras
+import benchmark_rc  # registers every layer; nothing else is passed to load_model
+from benchmark_rc import conjoin, logits_model
+
+jobs = json.load(open(sys.argv[1]))
+inputs = np.load(sys.argv[2])
+out, meta = {}, {}
+for job in jobs:
+    model = keras.models.load_model(job["path"], safe_mode=True)
+    arch = job["arch"]
+    if arch == "bpnet":
+        x = {k: inputs[f"bpnet/{k}"] for k in ("sequence", "control", "control_logcount")}
+    else:
+        x = inputs[arch]
+    results = {"model": model(x)}
+    for mode in job["modes"]:
+        results[f"conjoin_{mode}"] = conjoin(model, arch, mode)(x)
+    if arch != "bpnet":
+        results["logits"] = logits_model(model)(x)
+    for name, y in results.items():
+        y = y if isinstance(y, dict) else {"out": y}
+        for k, v in y.items():
+            out[f"{job['key']}|{name}|{k}"] = np.asarray(v)
+    meta[job["key"]] = repr(model.loss)
+np.savez(sys.argv[3], **out)
+json.dump(meta, open(sys.argv[4], "w"))
+"""
+
+
+def _flat(prefix: str, y) -> dict[str, np.ndarray]:
+    return {f"{prefix}|{k}": v for k, v in as_dict(y).items()}
+
+
+def test_save_load_fresh_process_h5_and_keras(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    inputs = {"sim": make_inputs("sim", 3, 20), "binary": make_inputs("binary", 3, 21)}
+    bp = make_inputs("bpnet", 2, 22)
+    np.savez(tmp_path / "inputs.npz", **inputs, **{f"bpnet/{k}": v for k, v in bp.items()})
+    inputs["bpnet"] = bp
+    jobs, expected = [], {}
+    for arch, strategies in SAVED.items():
+        for strategy in strategies:
+            model = trained_model(arch, strategy)
+            x = inputs[arch]
+            modes = ["logit", "prob", "max"] if strategy == "rcaug" else []
+            for fmt in ("keras", "h5"):  # .keras first: saving .h5 mutates the compile config
+                key = f"{arch}-{strategy}-{fmt}"
+                path = tmp_path / f"{key}.{fmt}"
+                model.save(path)
+                jobs.append({"path": str(path), "arch": arch, "key": key, "modes": modes})
+                expected.update(_flat(f"{key}|model", model(x)))
+                for mode in modes:
+                    expected.update(_flat(f"{key}|conjoin_{mode}", conjoin(model, arch, mode)(x)))
+                if arch != "bpnet":
+                    expected.update(_flat(f"{key}|logits", logits_model(model)(x)))
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADER, str(tmp_path / "jobs.json"), str(tmp_path / "inputs.npz"),
+         str(tmp_path / "out.npz"), str(tmp_path / "meta.json")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = dict(np.load(tmp_path / "out.npz"))
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-6, err_msg=key)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert "MultinomialNLL" in meta["bpnet-rcps-h5"] and "MultinomialNLL" in meta["bpnet-rcps-keras"]
+    assert "binary_crossentropy" in meta["sim-rcps-h5"].lower()

@@ -1,0 +1,96 @@
+"""benchmark-rc report: files, figure panels and the paired Wilcoxon test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import wilcoxon
+
+from benchmark_rc.cli import main
+from benchmark_rc.errors import UserError
+from benchmark_rc.report import build_report
+
+LABELS = {"standard": "Standard-NoRCAug", "rcaug": "Standard-RCAug", "posthoc": "CJ-posthoc",
+          "rcps": "RCPS"}
+SEEDS = (1535, 1780, 2143, 3578, 4652, 6117)
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    rows = []
+    for dataset, task in (("simA", "cls"), ("profB", "prof")):
+        for strategy, label in LABELS.items():
+            for seed in SEEDS:
+                row = {"run_id": f"{dataset}-{strategy}-s{seed}", "dataset": dataset,
+                       "arch": "sim" if task == "cls" else "bpnet", "strategy": strategy,
+                       "paper_label": label, "seed": seed, "auroc": np.nan, "auprc": np.nan,
+                       "jsd": np.nan, "pearson": np.nan, "spearman": np.nan,
+                       "rc_divergence": 0.0 if strategy in ("posthoc", "rcps")
+                       else rng.uniform(0.01, 0.1),
+                       "train_seconds": 1.0, "epochs": 3, "best_epoch": 2, "status": "ok",
+                       "error": ""}
+                if task == "cls":
+                    row["auroc"] = 0.8 + 0.01 * SEEDS.index(seed) + rng.uniform(0, 0.01)
+                    row["auprc"] = 0.7 + rng.uniform(0, 0.05)
+                else:
+                    row["jsd"] = 0.5 + rng.uniform(0, 0.05)
+                    row["pearson"] = 0.3 + rng.uniform(0, 0.05)
+                    row["spearman"] = 0.2 + rng.uniform(0, 0.05)
+                rows.append(row)
+    failed = dict(rows[0], run_id="simA-rcps-s9999", strategy="rcps", seed=9999, status="failed",
+                  error="ValueError: boom", auroc=np.nan)
+    rows.append(failed)
+    out = tmp_path_factory.mktemp("sweep")
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def manifest(sweep_dir):
+    return build_report(sweep_dir)
+
+
+def test_report_files_and_panels(sweep_dir, manifest):
+    figs = manifest["figures"]
+    assert set(figs) == {f"{d}_{kind}" for d in ("simA", "profB")
+                         for kind in ("metrics", "rc_divergence", "vs_posthoc")}
+    assert figs["simA_metrics"]["panels"] == ["simA: auROC", "simA: auPRC"]
+    assert len(figs["profB_metrics"]["panels"]) == 3
+    assert len(figs["profB_vs_posthoc"]["panels"]) == 3
+    for name, fig in figs.items():
+        for ext in ("png", "svg"):
+            path = sweep_dir / "report" / "figures" / f"{name}.{ext}"
+            assert fig[ext] == str(path) and path.stat().st_size > 1000
+        svg = open(fig["svg"], encoding="utf-8").read()
+        for title in fig["panels"]:  # the panel titles are real text in the SVG
+            assert title.replace("&", "&amp;") in svg
+    md = (sweep_dir / "report" / "report.md").read_text()
+    assert "| rcps | RCPS | 6 |" in md
+    assert "CJ-posthoc" in md and "Failed runs" in md and "simA-rcps-s9999" in md
+
+
+def test_rc_divergence_axis_is_log(sweep_dir, manifest):
+    assert manifest["figures"]["simA_rc_divergence"]["yscales"] == ["log"]
+    assert manifest["figures"]["simA_metrics"]["yscales"] == ["linear", "linear"]
+
+
+def test_wilcoxon_matches_scipy(sweep_dir, manifest):
+    frame = pd.read_csv(sweep_dir / "results.csv")
+    frame = frame[(frame.status == "ok") & (frame.dataset == "simA")]
+    base = frame[frame.strategy == "posthoc"].set_index("seed")["auroc"]
+    other = frame[frame.strategy == "rcps"].set_index("seed")["auroc"]
+    diffs = (other - base).loc[list(SEEDS)].to_numpy()
+    expected = wilcoxon(diffs).pvalue
+    md = (sweep_dir / "report" / "report.md").read_text()
+    line = next(ln for ln in md.splitlines() if ln.startswith("| rcps | auroc |"))
+    assert float(line.split("|")[-2]) == pytest.approx(expected, abs=1e-3)
+    assert float(line.split("|")[-3]) == pytest.approx(np.median(diffs), abs=1e-4)
+
+
+def test_report_cli_and_missing_results(sweep_dir, tmp_path, capsys):
+    assert main(["report", str(sweep_dir)]) == 0
+    assert "report.md" in capsys.readouterr().out
+    with pytest.raises(UserError, match="no results file"):
+        build_report(tmp_path)

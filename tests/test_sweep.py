@@ -1,0 +1,181 @@
+"""The smoke sweep end to end over every strategy, resume after a kill, failures, shards, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import benchmark_rc.training as training
+from benchmark_rc import list_strategies
+from benchmark_rc.benchmark import (
+    RESULT_COLUMNS,
+    make_jobs,
+    parse_shard,
+    read_results,
+    resolve_config,
+    run_sweep,
+)
+from benchmark_rc.cli import main
+from benchmark_rc.errors import UserError
+from benchmark_rc.presets import get_preset
+from benchmark_rc.strategies import get_strategy
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    summary = run_sweep(get_preset("smoke"), out, progress=False)
+    return out, summary
+
+
+def test_smoke_sweep_runs_every_strategy(smoke):
+    out, summary = smoke
+    rows = read_results(out / "results.csv")
+    assert summary["failed"] == 0, [r["error"] for r in rows if r["status"] != "ok"]
+    assert list(rows[0]) == list(RESULT_COLUMNS)
+    assert sorted(r["strategy"] for r in rows) == sorted(list_strategies())
+    assert all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        assert 0.0 <= float(r["auroc"]) <= 1.0 and 0.0 <= float(r["auprc"]) <= 1.0
+        assert int(r["epochs"]) == 2 and r["paper_label"] == get_strategy(r["strategy"]).paper_label
+
+
+def test_rc_divergence_zero_exactly_for_equivariant_strategies(smoke):
+    out, _ = smoke
+    by_strategy = {r["strategy"]: float(r["rc_divergence"]) for r in read_results(
+        out / "results.csv")}
+    for strategy, value in by_strategy.items():
+        if get_strategy(strategy).equivariant:
+            assert value <= 1e-4, (strategy, value)
+    assert by_strategy["standard"] > 1e-2
+    assert by_strategy["rcaug"] > 1e-2
+
+
+def test_run_directories_and_posthoc_reuse(smoke):
+    out, _ = smoke
+    runs = out / "runs"
+    for strategy in ("standard", "rcps", "conjoined"):
+        run = runs / f"smoke-sim-{strategy}-s1"
+        for name in ("model.keras", "model.h5", "config.json", "history.csv", "metrics.json"):
+            assert (run / name).is_file(), (strategy, name)
+        assert not (run / "checkpoint").exists()
+    config = json.loads((runs / "smoke-sim-rcps-s1" / "config.json").read_text())
+    assert config["config"]["seed"] == 1 and config["protocol"]["epochs"] == 2
+    assert config["versions"]["tensorflow"] and config["versions"]["keras"]
+    assert config["dataset"]["task"] == "classification"
+    assert len(pd.read_csv(runs / "smoke-sim-rcps-s1" / "history.csv")) == 2
+    # posthoc rows are the rcaug model conjoined, not retrained
+    rows = {r["strategy"]: r for r in read_results(out / "results.csv")}
+    for strategy in ("posthoc", "posthoc-prob"):
+        cfg = json.loads((runs / f"smoke-sim-{strategy}-s1" / "config.json").read_text())
+        assert cfg["posthoc_of"] == "smoke-sim-rcaug-s1"
+        assert rows[strategy]["train_seconds"] == rows["rcaug"]["train_seconds"]
+        assert not (runs / f"smoke-sim-{strategy}-s1" / "history.csv").exists()
+
+
+def test_saved_keras_model_keeps_adam_optimizer(smoke):
+    out, _ = smoke
+    model = keras.models.load_model(out / "runs" / "smoke-sim-rcps-s1" / "model.keras")
+    assert type(model.optimizer).__name__ == "Adam"
+    h5 = keras.models.load_model(out / "runs" / "smoke-sim-rcps-s1" / "model.h5")
+    x = np.random.default_rng(0).random((4, 200, 4)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), h5.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_rerun_skips_finished_runs(smoke):
+    out, _ = smoke
+    before = (out / "results.csv").read_text()
+    summary = run_sweep(get_preset("smoke"), out, progress=False)
+    assert summary["skipped"] == len(list_strategies()) and summary["ok"] == 0
+    assert (out / "results.csv").read_text() == before
+
+
+def test_kill_then_resume_no_lost_or_duplicated_rows(smoke, tmp_path, monkeypatch):
+    data = smoke[0] / "data" / "smoke-sim.h5"
+    config = get_preset("smoke")
+    config["datasets"][0]["path"] = str(data)
+    config["strategies"] = ["standard", "posthoc", "rcps"]
+    config["train"]["epochs"] = 1
+    real = training.evaluate_model
+    calls = {"n": 0}
+
+    def killed_on_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate_model", killed_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config, tmp_path, progress=False)
+    assert len(read_results(tmp_path / "results.csv")) == 1
+
+    def failing_rcps(model, *args, **kwargs):
+        if "rcps" in model.name:
+            raise ValueError("boom")
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate_model", failing_rcps)
+    summary = run_sweep(config, tmp_path, progress=False)
+    assert summary["failed"] == 1 and summary["ok"] == 1 and summary["skipped"] == 1
+    rows = read_results(tmp_path / "results.csv")
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and "ValueError: boom" in failed[0]["error"]
+
+    monkeypatch.setattr(training, "evaluate_model", real)
+    summary = run_sweep(config, tmp_path, progress=False)
+    assert summary["ok"] == 1 and summary["skipped"] == 2 and summary["failed"] == 0
+    ok = [r["run_id"] for r in read_results(tmp_path / "results.csv") if r["status"] == "ok"]
+    assert sorted(ok) == [f"smoke-sim-{s}-s1" for s in ("posthoc", "rcps", "standard")]
+
+
+def test_jobs_and_shards():
+    config = resolve_config({"datasets": [{"name": "d", "arch": "sim", "path": "x.h5"}],
+                             "strategies": ["standard", "posthoc", "posthoc-prob", "rcps"],
+                             "seeds": [1, 2]})
+    jobs = make_jobs(config)
+    assert [(j.train_strategy, j.seed, j.rows) for j in jobs] == [
+        ("rcaug", 1, ["posthoc", "posthoc-prob"]), ("standard", 1, ["standard"]),
+        ("rcps", 1, ["rcps"]), ("rcaug", 2, ["posthoc", "posthoc-prob"]),
+        ("standard", 2, ["standard"]), ("rcps", 2, ["rcps"])]
+    shards = [jobs[i::3] for i in range(3)]
+    assert sorted(id(j) for s in shards for j in s) == sorted(id(j) for j in jobs)
+    assert parse_shard("1/3") == (1, 3) and parse_shard(None) == (0, 1)
+    with pytest.raises(UserError):
+        parse_shard("3/3")
+    with pytest.raises(UserError, match="--data"):
+        resolve_config(get_preset("paper-binary"))
+    binary = resolve_config(get_preset("paper-binary"), {"CTCF": "ctcf.h5"})
+    assert [d["name"] for d in binary["datasets"]] == ["CTCF"]
+
+
+def test_evaluate_and_conjoin_cli(smoke, tmp_path, capsys):
+    out, _ = smoke
+    data = str(out / "data" / "smoke-sim.h5")
+    rcaug = out / "runs" / "smoke-sim-rcaug-s1"
+    assert main(["evaluate", "--model", str(rcaug), "--data", data,
+                 "--out", str(tmp_path / "m.json")]) == 0
+    scores = json.loads((tmp_path / "m.json").read_text())
+    stored = json.loads((rcaug / "metrics.json").read_text())
+    assert scores["auroc"] == pytest.approx(stored["auroc"])
+    assert main(["conjoin", "--model", str(rcaug / "model.keras"), "--out",
+                 str(tmp_path / "cj")]) == 0
+    assert main(["evaluate", "--model", str(tmp_path / "cj" / "model.h5"), "--data", data]) == 0
+    printed = capsys.readouterr().out
+    conj = json.loads(printed[printed.rindex("{"):printed.rindex("}") + 1])
+    posthoc = json.loads((out / "runs" / "smoke-sim-posthoc-s1" / "metrics.json").read_text())
+    assert conj["auroc"] == pytest.approx(posthoc["auroc"]) and conj["rc_divergence"] < 1e-4
+
+
+def test_report_of_smoke_sweep(smoke):
+    from benchmark_rc.report import build_report
+
+    out, _ = smoke
+    manifest = build_report(out)
+    assert set(manifest["figures"]) == {"smoke-sim_metrics", "smoke-sim_rc_divergence",
+                                        "smoke-sim_vs_posthoc"}
+    assert len(manifest["figures"]["smoke-sim_vs_posthoc"]["panels"]) == 2
