@@ -119,7 +119,21 @@ def resolve_config(config: Mapping[str, Any], data_paths: Mapping[str, str] | No
     config["datasets"] = datasets
     config.setdefault("train", {})
     config.setdefault("evaluate", {})
+    _check_keys("train", config["train"], _TRAIN_KEYS)
+    _check_keys("evaluate", config["evaluate"], ("split", "batch_size", "max_rows"))
+    for d in datasets:
+        _check_keys(f"datasets[{d['name']}].train", d.get("train", {}), _TRAIN_KEYS)
     return config
+
+
+_TRAIN_KEYS = ("protocol", "batch_size", "epochs", "steps_per_epoch", "patience", "select",
+               "upsample", "jitter", "eval_batch_size", "max_valid")
+
+
+def _check_keys(where: str, given: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise UserError(f"sweep config {where}: unknown keys {unknown}; allowed: {list(allowed)}")
 
 
 def make_jobs(config: Mapping[str, Any]) -> list[Job]:

@@ -27,6 +27,11 @@ _ROWS = np.vstack([np.eye(4, dtype=np.uint8), np.zeros((1, 4), dtype=np.uint8)])
 # Byte -> its 4 one-hot bytes packed into one native uint32: encoding is a single table gather
 # whose result is viewed as (..., L, 4) uint8 (about 10x faster than gathering 4-byte rows).
 _WORDS = np.ascontiguousarray(_ROWS[_CODE]).view(np.uint32).reshape(256)
+# Two bytes (one native uint16) -> their 8 one-hot bytes (one uint64): half as many gathers again
+# for uint8 arrays with an even last axis (the common case of windows).
+_PAIR = np.arange(65536, dtype=np.uint16).view(np.uint8).reshape(65536, 2)
+_PAIRS = np.ascontiguousarray(np.concatenate(
+    [_ROWS[_CODE][_PAIR[:, 0]], _ROWS[_CODE][_PAIR[:, 1]]], axis=1)).view(np.uint64).reshape(65536)
 
 
 def one_hot_encode(seq: str | bytes | np.ndarray, dtype: Any = np.uint8) -> np.ndarray:
@@ -37,7 +42,11 @@ def one_hot_encode(seq: str | bytes | np.ndarray, dtype: Any = np.uint8) -> np.n
     if isinstance(seq, str):
         seq = seq.encode("ascii", errors="replace")
     raw = np.frombuffer(seq, dtype=np.uint8) if isinstance(seq, bytes) else np.asarray(seq)
-    words = _WORDS[raw]
+    if (raw.dtype == np.uint8 and raw.ndim and raw.shape[-1] % 2 == 0
+            and raw.flags.c_contiguous):
+        words = _PAIRS[raw.view(np.uint16)]
+    else:
+        words = _WORDS[raw]
     return words.view(np.uint8).reshape(*raw.shape, 4).astype(dtype, copy=False)
 
 

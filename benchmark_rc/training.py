@@ -478,7 +478,6 @@ def make_training_data(config: TrainConfig, protocol: Protocol, info: Mapping[st
         raise UserError(f"{path}: a {info['task']} dataset cannot train with the "
                         f"{protocol.name} protocol ({protocol.task}); check --arch")
     if protocol.upsample is not None:
-        source: Any = path
         mode = "within" if rc_augment else "none"
         train_ds = make_dataset(path, "train", batch_size=batch, seed=config.seed,
                                 rc_augment=mode, upsample=protocol.upsample)
@@ -488,7 +487,7 @@ def make_training_data(config: TrainConfig, protocol: Protocol, info: Mapping[st
         else:
             steps = protocol.steps_per_epoch
     else:
-        source = path
+        source: Any = path
         mode = "none"
         if rc_augment and protocol.rc_mode == "doubled":
             arrays = read_split(path, "train", keys=("x", "y"))
@@ -517,9 +516,14 @@ def make_training_data(config: TrainConfig, protocol: Protocol, info: Mapping[st
                             jitter_margin=margin)
     if protocol.task == "classification":
         y_valid = np.concatenate([np.asarray(yb) for _, yb in valid_ds])
-        x_only = valid_ds.map(lambda xb, yb: xb)
+        x_only = valid_ds.map(_features)
         return train_ds, steps, ValidationData(x_only, "classification", y_valid)
     return train_ds, steps, ValidationData(valid_ds, "profile")
+
+
+def _features(x: Any, y: Any) -> Any:
+    """(x, y) -> x for tf.data (a named function: autograph cannot read lambdas' source)."""
+    return x
 
 
 def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = False,
@@ -555,6 +559,7 @@ def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
+    _check_resumable(run_dir, config)
     set_determinism(config.seed)
     scope = _distribution_scope(config.distribute)
     with scope:
@@ -587,6 +592,28 @@ def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool
     atomic_write_text(run_dir / CONFIG_FILE, json.dumps(summary, indent=2, default=_json))
     _Checkpoint(run_dir).remove()
     return summary
+
+
+# A checkpoint may be resumed with other epochs / patience / selection, not with other data.
+_RESUME_KEYS = ("data", "arch", "strategy", "seed", "protocol", "batch_size", "steps_per_epoch",
+                "upsample", "jitter", "max_valid", "hparams")
+
+
+def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to resume a checkpoint written with a different data stream or model."""
+    path = run_dir / CHECKPOINT_DIR / "run.json"
+    current = {k: config.to_dict()[k] for k in _RESUME_KEYS}
+    current["data"] = str(Path(current["data"]).resolve())
+    if (run_dir / CHECKPOINT_DIR / "state.json").is_file() and path.is_file():
+        saved = json.loads(path.read_text())
+        changed = sorted(k for k in _RESUME_KEYS if saved.get(k) != current[k])
+        if changed:
+            raise UserError(f"{run_dir}: its checkpoint was written with different {changed} "
+                            f"({ {k: saved.get(k) for k in changed} }); use --restart (or "
+                            "another --out) to train from scratch")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(current, indent=2))
 
 
 def _json(value: Any) -> Any:
@@ -626,6 +653,12 @@ def _batches(model: Any, data: Any) -> np.ndarray:
     return np.asarray(model.predict_on_batch(data))
 
 
+def _reverse_complement(t: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.reverse(t, axis=[-2, -1])
+
+
 def evaluate_model(model: Any, data: str | os.PathLike, split: str = "test", *,
                    batch_size: int | None = None, max_rows: int | None = None) -> dict[str, Any]:
     """Test metrics and RC divergence of a (trained or conjoined) model on one split.
@@ -654,7 +687,7 @@ def evaluate_model(model: Any, data: str | os.PathLike, split: str = "test", *,
         margin = int(attrs.get("jitter_margin", 0))
     ds = make_dataset(source, split, batch_size=bs, jitter_margin=margin)
     logits = logits_model(model)
-    rc = tf.function(lambda t: tf.reverse(t, axis=[-2, -1]))
+    rc = tf.function(_reverse_complement)
     if task == "classification":
         ys, probs, fwd, rev = [], [], [], []
         for xb, yb in ds:

@@ -56,7 +56,7 @@ def prepare_binary(genome: str | os.PathLike, peaks: str | os.PathLike, out: str
         raise UserError("prepare binary needs negatives: give --negatives BED and/or "
                         "--gc-negatives RATIO")
     _check_options(window=window, flank=flank, max_n=max_n, gc_negatives=gc_negatives,
-                   gc_bins=gc_bins)
+                   gc_bins=gc_bins, chunk_size=chunk_size)
     params = {
         "command": "prepare binary", "genome": _abs(genome), "peaks": _abs(peaks),
         "negatives": _abs(negatives), "gc_negatives": gc_negatives, "blacklist": _abs(blacklist),
@@ -65,11 +65,15 @@ def prepare_binary(genome: str | os.PathLike, peaks: str | os.PathLike, out: str
         "train_chroms": None if train_chroms is None else list(train_chroms),
         "gc_bins": gc_bins, "seed": seed, "versions": versions(),
     }
-    counts: dict[str, Any] = {"peaks": {}, "negatives": {}, "blacklist": {}}
+    counts: dict[str, Any] = {"peaks": {}}
+    if blacklist is not None:
+        counts["blacklist"] = {}
+    if negatives is not None:
+        counts["negatives"] = {}
     with Genome(genome) as gen:
         split_of = make_splits(gen, valid_chroms, test_chroms, train_chroms, log)
         peak_records = read_checked(peaks, "peaks", gen, counts["peaks"])
-        black = read_blacklist(blacklist, gen, counts["blacklist"])
+        black = read_blacklist(blacklist, gen, counts.get("blacklist", {}))
         positives = select_windows(peak_records, window, gen, split_of, black, counts["peaks"])
         # negatives may touch neither a peak nor a positive window (flank added to both)
         exclude = IntervalIndex(
@@ -208,6 +212,8 @@ def _check_options(**values: Any) -> None:
         raise UserError(f"--max-n must be a fraction in [0, 1], got {values['max_n']}")
     if values["gc_negatives"] < 0:
         raise UserError(f"--gc-negatives must be >= 0, got {values['gc_negatives']}")
+    if values["chunk_size"] < 1:
+        raise UserError(f"--chunk-size must be >= 1, got {values['chunk_size']}")
     if values["gc_bins"] < 1:
         raise UserError(f"--gc-bins must be >= 1, got {values['gc_bins']}")
 

@@ -117,7 +117,9 @@ class Genome:
 def n_fraction(x: np.ndarray) -> np.ndarray:
     """Fraction of all-zero (N or other non-ACGT) rows per window of one-hot x (n, L, 4) uint8."""
     flat = np.ascontiguousarray(x).view(np.uint32)[..., 0]  # 4 bytes of a row -> one word
-    return (flat == 0).mean(axis=1) if x.shape[1] else np.zeros(len(x))
+    if not x.shape[1]:
+        return np.zeros(len(x))
+    return np.count_nonzero(flat == 0, axis=1) / x.shape[1]
 
 
 def gc_fraction(x: np.ndarray) -> np.ndarray:

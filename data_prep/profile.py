@@ -64,6 +64,8 @@ def prepare_profile(genome: str | os.PathLike, peaks: str | os.PathLike, out: st
     window and ``attrs["jitter_margin"] = J``); returns the counts summary (also stored in the
     params under ``counts``). Raises :class:`UserError` for bad input, leaving no file."""
     _check_options(sequence_length, output_length, jitter_margin, smoothing_window, max_n)
+    if chunk_size < 1:
+        raise UserError(f"--chunk-size must be >= 1, got {chunk_size}")
     J = jitter_margin
     seq_len = sequence_length + 2 * J
     out_len = output_length + 2 * J

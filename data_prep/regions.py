@@ -104,7 +104,9 @@ def read_regions(path: str | os.PathLike, what: str = "regions") -> Regions:
             if ((offset[has] < 0) | (offset[has] >= (end - start)[has])).any():
                 raise ValueError("summit")
             centre[has] = start[has] + offset[has]
-        chrom = table[:, 0].astype(bytes).astype(str).astype(object)
+        names = {name: name.decode("utf-8", errors="replace") for name in set(table[:, 0])}
+        chrom = np.empty(len(table), dtype=object)
+        chrom[:] = [names[name] for name in table[:, 0]]
     except (ValueError, OverflowError):
         _find_bad_line(path, lines, keep, sep)
         raise UserError(f"{path}: cannot parse {what} file as BED / narrowPeak") from None

@@ -91,6 +91,9 @@ def test_plain_batches_in_file_order(classification, tmp_path):
     write_dataset(path, "classification", {s: classification for s in ("train", "valid", "test")},
                   params={})
     assert _flat_bytes(_numpy(make_dataset(path, "test", batch_size=10))) == _flat_bytes(batches)
+    int_labels = {"x": classification["x"], "y": classification["y"].astype(np.int64)}
+    (x, y), = _numpy(make_dataset(int_labels, "train", batch_size=64))
+    assert x.dtype == y.dtype == np.float32
     assert [len(b[0]) for b in batches] == [10] * 5 + [3]
     x = np.concatenate([b[0] for b in batches])
     assert x.dtype == np.float32

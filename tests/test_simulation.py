@@ -275,3 +275,14 @@ def test_cli_writes_valid_files(tmp_path):
     assert main(["simulate", "paper", "--length", "200", "--num-seqs", "0", "--out",
                  str(out)]) == 2
     assert out.read_bytes() == (tmp_path / "keep.h5").read_bytes()
+
+
+def test_koo_and_profile_are_seeded(tmp_path):
+    for name, make in (
+            ("k1", lambda p, s: simulate_koo_task1(p, seed=s, num_seqs=30)),
+            ("k3", lambda p, s: simulate_koo_task3(p, seed=s, num_seqs=30)),
+            ("pr", lambda p, s: simulate_profile(p, seed=s, num_seqs=6, jitter_margin=0))):
+        a, b, c = (make(tmp_path / f"{name}{i}.h5", seed) for i, seed in enumerate((5, 5, 6)))
+        arrays_a, arrays_b = _arrays(a), _arrays(b)
+        assert arrays_a == arrays_b and read_attrs(a) == read_attrs(b), name
+        assert arrays_a["train/x"] != _arrays(c)["train/x"], name

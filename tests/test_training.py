@@ -296,3 +296,15 @@ def test_train_cli_mirrored_and_posthoc_refusal(tmp_path, capsys):
     assert '"best_epoch": 0' in capsys.readouterr().out
     with pytest.raises(UserError, match="conjoin"):
         train_run(TrainConfig(data=str(data), arch="sim", strategy="posthoc"), tmp_path / "p")
+
+
+def test_checkpoint_refuses_resume_with_other_data_stream(tmp_path):
+    from benchmark_rc.errors import UserError
+    from benchmark_rc.training import _check_resumable
+
+    base = TrainConfig(data=str(tmp_path / "d.h5"), arch="sim", strategy="rcps", seed=1)
+    _check_resumable(tmp_path, base)
+    (tmp_path / "checkpoint" / "state.json").write_text("{}")
+    _check_resumable(tmp_path, TrainConfig(**{**base.to_dict(), "epochs": 50}))  # may change
+    with pytest.raises(UserError, match="seed"):
+        _check_resumable(tmp_path, TrainConfig(**{**base.to_dict(), "seed": 2}))

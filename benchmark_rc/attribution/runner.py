@@ -19,10 +19,12 @@ REFERENCE_METHODS = ("deepshap", "integrated_gradients")
 
 
 def load_inputs(path: str | os.PathLike, split: str, max_seqs: int | None = None,
-                motifs_only: bool = False) -> tuple[dict[str, np.ndarray], Any, dict]:
+                motifs_only: bool = False, output: Any = None
+                ) -> tuple[dict[str, np.ndarray], Any, dict]:
     """Model inputs of a split (profile windows centre-cropped by the jitter margin), its motif
-    table (or None; coordinates shifted to the crop, rows renumbered) and the file attributes.
-    ``motifs_only`` keeps only sequences with at least one motif instance."""
+    table (or None; coordinates shifted to the crop, rows renumbered; restricted to the
+    explained task's motif by :func:`task_motifs`) and the file attributes.
+    ``motifs_only`` keeps only sequences with at least one (task) motif instance."""
     from benchmark_rc.data.hdf5 import read_attrs, read_split
 
     attrs = read_attrs(path)
@@ -48,7 +50,7 @@ def load_inputs(path: str | os.PathLike, split: str, max_seqs: int | None = None
     n = inputs["sequence"].shape[0]
     rows = np.arange(n)
     if motifs is not None:
-        motifs = motifs.copy()
+        motifs = task_motifs(motifs, attrs, output).copy()
         motifs["start"] -= margin
         motifs["end"] -= margin
         if motifs_only:
@@ -151,7 +153,8 @@ def attribute_and_score(model: Any, inputs: dict[str, np.ndarray], motifs: Any,
             row_base["rc_consistency"] = rc_consistency(attr, attr_rc)
         if motifs is not None and len(motifs):
             for convention in ("prakash", "koo"):
-                rows.append({**row_base, **score_attributions(attr, seq, motifs, convention)})
+                rows.append({**row_base, **score_attributions(attr, seq, motifs, convention,
+                                                                ism=method == "ism")})
         else:
             rows.append(row_base)
     return results, rows
@@ -194,11 +197,13 @@ def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         path = Path(data) if data else sweep_dir / "data" / f"{run['dataset']}.h5"
         if not path.is_file():
             raise UserError(f"run {run['run_id']}: dataset {path} not found; pass --data")
-        inputs, motifs, attrs = load_inputs(path, split, max_seqs, motifs_only=True)
-        out = parse_output(output, attrs)
+        from benchmark_rc.data.hdf5 import read_attrs
+
+        out = parse_output(output, read_attrs(path))
+        inputs, motifs, _ = load_inputs(path, split, max_seqs, motifs_only=True, output=out)
         model = load_saved_model(model_file)
-        _, score_rows = attribute_and_score(model, inputs, task_motifs(motifs, attrs, out),
-                                            methods, out, progress=progress, **kwargs)
+        _, score_rows = attribute_and_score(model, inputs, motifs, methods, out,
+                                            progress=progress, **kwargs)
         for r in score_rows:
             rows.append({"run_id": run["run_id"], "dataset": run.get("dataset"),
                          "strategy": run.get("strategy"), "seed": run.get("seed"), **r})

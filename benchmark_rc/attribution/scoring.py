@@ -39,8 +39,17 @@ def motif_mask(motifs: Any, n: int, length: int) -> np.ndarray:
     return mask
 
 
-def position_scores(attr: np.ndarray, x: np.ndarray, convention: str) -> np.ndarray:
-    """(N, L, 4) attributions -> (N, L) per-position scores under ``convention``."""
+def position_scores(attr: np.ndarray, x: np.ndarray, convention: str,
+                    ism: bool = False) -> np.ndarray:
+    """(N, L, 4) attributions -> (N, L) per-position scores under ``convention``.
+
+    ISM maps (``ism=True``, entry = f(mutant) - f(x)) are reduced as each paper does: Koo, the L2
+    norm over the 4 bases; Prakash, |value at the observed base minus the mean over the 4 bases|.
+    """
+    if ism and convention == "koo":
+        return np.sqrt(np.sum(attr * attr, axis=-1))
+    if ism and convention == "prakash":
+        return np.abs(np.sum(attr * x, axis=-1) - attr.mean(-1))
     if convention == "koo":
         return np.sum(attr * x, axis=-1)
     if convention == "prakash":
@@ -49,13 +58,14 @@ def position_scores(attr: np.ndarray, x: np.ndarray, convention: str) -> np.ndar
 
 
 def score_attributions(attr: np.ndarray, x: np.ndarray, motifs: Any,
-                       convention: str = "prakash") -> dict[str, float]:
+                       convention: str = "prakash", ism: bool = False) -> dict[str, float]:
     """Per-sequence AUROC and AUPRC of attribution scores against the motif mask.
 
     Args:
         attr, x: (N, L, 4) attributions and one-hot sequences.
         motifs: motif table (mapping or DataFrame with seq, start, end), rows index into x.
         convention: "koo" or "prakash" (see module docstring).
+        ism: the attributions are an ISM map (reduced per :func:`position_scores`).
 
     Returns:
         dict with auroc, auroc_se, auprc, auprc_se, n (sequences scored), convention.
@@ -72,7 +82,7 @@ def score_attributions(attr: np.ndarray, x: np.ndarray, motifs: Any,
     if attr.shape != x.shape or attr.ndim != 3:
         raise UserError(f"attributions {attr.shape} and sequences {x.shape} must both be "
                         "(N, L, 4)")
-    scores = position_scores(attr, x, convention)
+    scores = position_scores(attr, x, convention, ism)
     mask = motif_mask(motifs, x.shape[0], x.shape[1])
     rocs, prs = [], []
     for s, y in zip(scores, mask, strict=True):

@@ -83,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     model = runner.load_saved_model(args.model)
-    inputs, motifs, attrs = runner.load_inputs(args.data, args.split, args.max_seqs,
-                                               motifs_only=False)
-    output = runner.parse_output(args.output, attrs)
-    truth = runner.task_motifs(motifs, attrs, output) if args.score else None
+    from benchmark_rc.data.hdf5 import read_attrs
+
+    output = runner.parse_output(args.output, read_attrs(args.data))
+    inputs, motifs, _ = runner.load_inputs(args.data, args.split, args.max_seqs,
+                                           motifs_only=args.score, output=output)
+    truth = motifs if args.score else None
     if args.score and truth is None:
         raise UserError(f"{args.data}: split {args.split!r} has no motif table to score against")
     if not args.score:

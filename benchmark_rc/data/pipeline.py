@@ -130,7 +130,9 @@ def _load(source: str | os.PathLike | Mapping[str, Any], split: str,
                       <= 2 * margin):
         raise DatasetError(f"{where}: jitter margin {margin} does not fit windows of length "
                            f"{x.shape[1]}")
-    return {k: np.asarray(data[k]) for k in ("x", *names)}, task, margin, where
+    arrays = {k: np.asarray(data[k], dtype=np.float32) for k in names}  # targets: float32
+    arrays["x"] = x
+    return arrays, task, margin, where
 
 
 def make_dataset(source: str | os.PathLike | Mapping[str, Any], split: str, *, batch_size: int,
@@ -229,11 +231,20 @@ def _rc(x: Any) -> Any:
     return tf.reverse(x, axis=[-2, -1])
 
 
-def _flip_mask(rseed: Any, count: Any) -> Any:
+def _flip_rows(rseed: Any, count: Any) -> Any:
+    """Row indices into concat([batch, transformed batch]): i, or count + i with probability
+    1/2 (a gather is ~3x faster than a broadcast tf.where on (B, L, 4))."""
     import tensorflow as tf
 
     seed = tf.stack([rseed, tf.constant(0, tf.int64)])
-    return tf.random.stateless_uniform([count], seed=seed) < 0.5
+    flip = tf.cast(tf.random.stateless_uniform([count], seed=seed) < 0.5, tf.int32)
+    return tf.range(count) + count * flip
+
+
+def _pick(x: Any, transformed: Any, rows: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.gather(tf.concat([x, transformed], axis=0), rows)
 
 
 def _classification_batch(t: Mapping[str, Any], rc_augment: str) -> Any:
@@ -246,8 +257,7 @@ def _classification_batch(t: Mapping[str, Any], rc_augment: str) -> Any:
             x = tf.concat([x, _rc(x)], axis=0)
             y = tf.concat([y, y], axis=0)
         elif rc_augment == "random":
-            flip = _flip_mask(rseed, tf.shape(x)[0])
-            x = tf.where(flip[:, None, None], _rc(x), x)
+            x = _pick(x, _rc(x), _flip_rows(rseed, tf.shape(x)[0]))
         return tf.cast(x, tf.float32), y
 
     return fn
@@ -270,10 +280,10 @@ def _profile_batch(t: Mapping[str, Any], rc_augment: str, margin: int, jitter: i
             control = tf.concat([control, tf.reverse(control, axis=[-2])], axis=0)
             logcount = tf.concat([logcount, logcount], axis=0)
         elif rc_augment == "random":
-            flip = _flip_mask(rseed, tf.shape(x)[0])[:, None, None]
-            x = tf.where(flip, _rc(x), x)
-            profile = tf.where(flip, _rc(profile), profile)
-            control = tf.where(flip, tf.reverse(control, axis=[-2]), control)
+            picked = _flip_rows(rseed, tf.shape(x)[0])
+            x = _pick(x, _rc(x), picked)
+            profile = _pick(profile, _rc(profile), picked)
+            control = _pick(control, tf.reverse(control, axis=[-2]), picked)
         if margin:
             rows = tf.shape(x)[0]
             if jitter:
