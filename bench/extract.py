@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     import benchmark_rc.data.hdf5  # noqa: F401
     import data_prep.extract  # noqa: F401
 
+    load_start = os.getloadavg()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -267,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                    for k, v in results.items() if k != "ours"})
     report = {
         "benchmark": "extract + one-hot + write windows to HDF5",
-        "machine": machine(),
+        "machine": {**machine(), "load_average_1_5_15_min": {
+            "start": load_start, "end": os.getloadavg()}},
         "versions": {"numpy": np.__version__, "h5py": h5py.__version__,
                      "pyfaidx": pyfaidx.__version__},
         "params": {**vars(args), "genome": str(genome), "bed": str(bed),

@@ -111,11 +111,12 @@ def format_summary(title: str, counts: Mapping[str, Any]) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of the libraries that shaped the output."""
-    import h5py
-    import pyBigWig  # noqa: F401  (imported for presence)
-    import pyfaidx
+    from importlib.metadata import PackageNotFoundError, version
 
-    from benchmark_rc import __version__
-
-    return {"benchmark_rc": __version__, "numpy": np.__version__, "h5py": h5py.__version__,
-            "pyfaidx": pyfaidx.__version__}
+    out = {}
+    for name in ("benchmark_rc", "numpy", "h5py", "pyfaidx", "pyBigWig", "biopython"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out

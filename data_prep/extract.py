@@ -17,7 +17,8 @@ from benchmark_rc.data.hdf5 import DatasetWriter
 from data_prep.genome import Genome, n_fraction
 from data_prep.regions import Regions
 
-# (genome chromosome, kept windows of the chunk, their one-hot x) -> extra arrays to append
+# (chromosome, kept windows of a chunk, their one-hot x (n, L, 4), their indices into the
+# windows) -> the task arrays to append for them
 ArraysFn = Callable[[str, Regions, np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
 
 

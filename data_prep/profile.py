@@ -43,6 +43,8 @@ from data_prep.genome import Genome
 from data_prep.regions import Regions
 from data_prep.signals import (
     BigWig,
+    blocks,
+    coverage,
     moving_average,
     open_bigwigs,
     padded_values,
@@ -136,29 +138,50 @@ class _Tracks:
         self.centre = slice(margin, margin + output_length)
 
     def fetch(self, chrom: str, starts: np.ndarray, strands: np.ndarray) -> dict[str, np.ndarray]:
+        """Arrays of windows [start, start + length) of one chromosome (starts ascending):
+        each run of nearby windows is read with one call per bigWig, then gathered."""
         n, L = len(starts), self.length
-        size = self.sizes[chrom]
         profile = np.empty((n, L, 2), np.float32)
         control = np.empty((n, L, 2), np.float32)
-        for i, (start, strand) in enumerate(zip(starts.tolist(), strands.tolist(), strict=True)):
-            end = start + L
-            pos = self.bw["plus"].values(chrom, start, end)
-            neg = np.abs(self.bw["minus"].values(chrom, start, end))
-            # the raw control over the window padded for the moving average; the pad is placed
-            # so that smoothing happens after the reversal for - strand windows
-            lpad, rpad = (self.left, self.right) if strand > 0 else (self.right, self.left)
-            lo, hi = start - lpad, end + rpad
-            ctrl = (padded_values(self.bw["control plus"], chrom, lo, hi, size)
-                    + np.abs(padded_values(self.bw["control minus"], chrom, lo, hi, size)))
-            if strand < 0:
-                pos, neg = neg[::-1], pos[::-1]
-                ctrl = ctrl[::-1]
-            profile[i, :, 0], profile[i, :, 1] = pos, neg
-            control[i, :, 0] = ctrl[lpad:lpad + L] if strand > 0 else ctrl[rpad:rpad + L]
-            control[i, :, 1] = moving_average(ctrl, self.window)
+        for first, stop in blocks(starts, L, gap=L, max_span=1 << 22):
+            self._fetch_block(chrom, starts[first:stop], strands[first:stop],
+                              profile[first:stop], control[first:stop])
         logcount = np.log1p(control[:, self.centre, 0].sum(axis=1, dtype=np.float64))
         return {"profile": profile, "control": control,
                 "control_logcount": logcount.astype(np.float32)[:, None]}
+
+    def _fetch_block(self, chrom: str, starts: np.ndarray, strands: np.ndarray,
+                     profile: np.ndarray, control: np.ndarray) -> None:
+        L, size = self.length, self.sizes[chrom]
+        lo = int(starts.min())
+        hi = int(starts.max()) + L
+        rel = starts - lo
+        used = coverage(rel, L, hi - lo)
+        plus = self.bw["plus"].values(chrom, lo, hi, used)
+        minus = np.abs(self.bw["minus"].values(chrom, lo, hi, used))
+        # the control is read with a pad for the moving average (edge-padded at chromosome ends)
+        pad = max(self.left, self.right)
+        cused = coverage(rel, L + 2 * pad, hi - lo + 2 * pad)
+        ctrl = (padded_values(self.bw["control plus"], chrom, lo - pad, hi + pad, size, cused)
+                + np.abs(padded_values(self.bw["control minus"], chrom, lo - pad, hi + pad,
+                                       size, cused)))
+        # ma[j] = mean of ctrl[j : j + window]: the + strand value at ctrl position p is
+        # ma[p - left]; a - strand window is smoothed after its reversal, which is the mirror
+        # window, ma[p - right] (the same for an odd window)
+        ma = moving_average(ctrl, self.window)
+
+        def gather(track: np.ndarray, offset: int) -> np.ndarray:
+            return np.lib.stride_tricks.sliding_window_view(track, L)[rel + offset]
+
+        pos, neg = gather(plus, 0), gather(minus, 0)
+        raw, smooth = gather(ctrl, pad), gather(ma, pad - self.left)
+        rc = strands < 0
+        if rc.any():
+            pos[rc], neg[rc] = neg[rc, ::-1], pos[rc, ::-1]
+            raw[rc] = raw[rc, ::-1]
+            smooth[rc] = gather(ma, pad - self.right)[rc, ::-1]
+        profile[..., 0], profile[..., 1] = pos, neg
+        control[..., 0], control[..., 1] = raw, smooth
 
 
 def _check_options(sequence_length: int, output_length: int, jitter_margin: int,

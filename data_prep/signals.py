@@ -40,6 +40,7 @@ class BigWig:
             raise UserError(f"{self.path}: {role} is not a bigWig file")
         self.chroms: dict[str, int] = dict(self._bw.chroms())
         self.nan_values = 0
+        self.may_hold_nan = _summary_may_hold_nan(self.path, magic == _BIGWIG_MAGIC)
 
     def close(self) -> None:
         self._bw.close()
@@ -60,23 +61,57 @@ class BigWig:
                                 f"{self.chroms[chrom]}, the genome FASTA {sizes[chrom]} "
                                 "(expected the same assembly)")
 
-    def values(self, chrom: str, start: int, end: int) -> np.ndarray:
-        """Values over [start, end) as float32 (end - start,); missing and NaN -> 0."""
+    def values(self, chrom: str, start: int, end: int,
+               used: np.ndarray | None = None) -> np.ndarray:
+        """Values over [start, end) as float32 (end - start,); missing and NaN -> 0.
+
+        Stored NaN values are added to ``nan_values``, only at positions where ``used`` (bool,
+        (end - start,)) is True when it is given.
+        """
         out = np.asarray(self._bw.values(chrom, int(start), int(end), numpy=True),
                          dtype=np.float32)
         nan = np.isnan(out)
         if nan.any():
-            self.nan_values += self._stored_nans(chrom, start, end)
+            if self.may_hold_nan:
+                self.nan_values += self._stored_nans(chrom, start, end, used)
             out[nan] = 0.0
         return out
 
-    def _stored_nans(self, chrom: str, start: int, end: int) -> int:
-        intervals = self._bw.intervals(chrom, int(start), int(end)) or ()
+    def _stored_nans(self, chrom: str, start: int, end: int, used: np.ndarray | None) -> int:
+        """Positions in [start, end) (and ``used``) covered by a stored NaN value; positions
+        without data are not NaN values of the file."""
+        intervals = self._bw.intervals(chrom, int(start), int(end))
+        if not intervals:
+            return 0
+        table = np.array(intervals, dtype=np.float64)
+        table = table[np.isnan(table[:, 2])]
         count = 0
-        for s, e, v in intervals:
-            if v != v:  # NaN
-                count += min(e, end) - max(s, start)
+        for s, e in table[:, :2].astype(np.int64).tolist():
+            lo, hi = max(s, start) - start, min(e, end) - start
+            count += int(used[lo:hi].sum()) if used is not None else hi - lo
         return count
+
+
+def _summary_may_hold_nan(path: Path, little_endian: bool) -> bool:
+    """False when the bigWig's total summary (min, max, sum, sum of squares; header field
+    totalSummaryOffset) is finite, i.e. no stored value is NaN (NaN propagates into the sums
+    that the writers accumulate); True when it is NaN or absent. Read with struct, since
+    pyBigWig's header() crashes on a NaN summary."""
+    import math
+    import struct
+
+    order = "<" if little_endian else ">"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+            (offset,) = struct.unpack_from(order + "Q", head, 44)
+            if offset == 0:
+                return True
+            handle.seek(offset)
+            summary = struct.unpack(order + "Q4d", handle.read(40))
+    except (OSError, struct.error):
+        return True
+    return not all(math.isfinite(v) for v in summary[1:])
 
 
 def open_bigwigs(paths: Mapping[str, str | os.PathLike]) -> dict[str, BigWig]:
@@ -108,11 +143,35 @@ def moving_average(track: np.ndarray, window: int) -> np.ndarray:
     return ((csum[..., window:] - csum[..., :-window]) / window).astype(np.float32)
 
 
-def padded_values(bw: BigWig, chrom: str, start: int, end: int, length: int) -> np.ndarray:
+def padded_values(bw: BigWig, chrom: str, start: int, end: int, length: int,
+                  used: np.ndarray | None = None) -> np.ndarray:
     """Values over [start, end), clipped to the chromosome [0, length) and edge-padded back."""
     lo, hi = max(start, 0), min(end, length)
-    values = bw.values(chrom, lo, hi)
+    values = bw.values(chrom, lo, hi, None if used is None else used[lo - start:hi - start])
     if lo == start and hi == end:
         return values
     return np.pad(values, (lo - start, end - hi), mode="edge")
 
+
+def coverage(offsets: np.ndarray, width: int, length: int) -> np.ndarray:
+    """Boolean mask (length,) of the positions covered by [offset, offset + width) windows."""
+    diff = np.zeros(length + 1, np.int64)
+    np.add.at(diff, np.clip(offsets, 0, length), 1)
+    np.add.at(diff, np.clip(offsets + width, 0, length), -1)
+    return np.cumsum(diff[:-1]) > 0
+
+
+def blocks(starts: np.ndarray, width: int, gap: int, max_span: int) -> list[tuple[int, int]]:
+    """Split sorted window starts into runs read with one bigWig call each: a new run begins
+    where the next window starts more than ``gap`` after the run's end, or (without overlap)
+    would make the run longer than ``max_span``. Returns (first, stop) index pairs."""
+    out = []
+    first, run_lo, run_end = 0, int(starts[0]), int(starts[0]) + width
+    for i, s in enumerate(starts[1:].tolist(), start=1):
+        if s > run_end + gap or (s >= run_end and s + width - run_lo > max_span):
+            out.append((first, i))
+            first, run_lo, run_end = i, s, s + width
+        else:
+            run_end = max(run_end, s + width)
+    out.append((first, len(starts)))
+    return out

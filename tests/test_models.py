@@ -268,9 +268,10 @@ def test_public_api_exports():
 # --------------------------------------------------------------------------- save / load
 
 SAVED = {
-    "sim": ["rcaug", "rcps", "rcps-avg", "rcps-weighted", "conjoined-max", "hybrid-later"],
-    "binary": ["rcps-half", "hybrid-early", "conjoined"],
-    "bpnet": ["rcaug", "rcps", "hybrid-all", "conjoined"],
+    "sim": ["rcaug", "posthoc-prob", "rcps", "rcps-avg", "rcps-weighted", "conjoined-max",
+            "hybrid-later"],
+    "binary": ["rcps-half", "hybrid-early", "conjoined", "posthoc"],
+    "bpnet": ["rcaug", "rcps", "hybrid-all", "conjoined", "posthoc"],
 }
 
 LOADER = r"""
@@ -322,7 +323,7 @@ def test_save_load_fresh_process_h5_and_keras(tmp_path):
     jobs, expected = [], {}
     for arch, strategies in SAVED.items():
         for strategy in strategies:
-            model = trained_model(arch, strategy)
+            model = evaluated_model(trained_model(arch, strategy), arch, strategy)
             x = inputs[arch]
             modes = ["logit", "prob", "max"] if strategy == "rcaug" else []
             for fmt in ("keras", "h5"):  # .keras first: saving .h5 mutates the compile config
@@ -350,3 +351,23 @@ def test_save_load_fresh_process_h5_and_keras(tmp_path):
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert "MultinomialNLL" in meta["bpnet-rcps-h5"] and "MultinomialNLL" in meta["bpnet-rcps-keras"]
     assert "binary_crossentropy" in meta["sim-rcps-h5"].lower()
+
+
+def test_bpnet_control_rule_matters():
+    """Equivariance holds with the control reversed along length only, not strand-swapped."""
+    model = fresh_model("bpnet", "rcps")
+    x = make_inputs("bpnet", 2, seed=30)
+    x["control"] = x["control"] * np.array([1.0, 3.0], "float32")  # distinct smoothing levels
+    assert equivariance_error(model, "bpnet", x) < TOL
+    wrong = rc_inputs("bpnet", x)
+    wrong["control"] = wrong["control"][..., ::-1]
+    y = rc_outputs("bpnet", as_dict(model(x)))
+    assert float(np.max(np.abs(as_dict(model(wrong))["profile"] - y["profile"]))) > 1e-3
+
+
+def test_seed_fixes_initial_weights():
+    a = build_model("sim", "rcps", seed=5).get_weights()
+    b = build_model("sim", "rcps", seed=5).get_weights()
+    c = build_model("sim", "rcps", seed=6).get_weights()
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c, strict=True))

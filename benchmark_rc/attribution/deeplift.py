@@ -42,7 +42,7 @@ def project(hyp: np.ndarray, pos_sum: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def predict_target(model: Any, x: Any, output: Any = None, *, logits: bool = True,
-                   batch_size: int = 256) -> np.ndarray:
+                   batch_size: int | None = None) -> np.ndarray:
     """The scalar every method explains, one per sequence: (N,).
 
     ``x``: (N, L, 4) one-hot or a dict of model inputs. ``output``: task index for single-head
@@ -63,7 +63,7 @@ def predict_target(model: Any, x: Any, output: Any = None, *, logits: bool = Tru
 
 def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffles: int = 20,
              seed: int = 0, hypothetical: bool = False, output: Any = None, *,
-             logits: bool = True, batch_size: int = 256, progress: bool = False,
+             logits: bool = True, batch_size: int | None = None, progress: bool = False,
              check_delta: float | None = 1e-3) -> np.ndarray:
     """DeepSHAP scores (DeepLIFT rescale averaged over references): (N, L, 4) float32.
 

@@ -24,7 +24,7 @@ def _gradients(model: Any, seq: np.ndarray, others: dict, output: Any, logits: b
 
 
 def saliency(model: Any, x: Any, output: Any = None, *, logits: bool = True,
-             batch_size: int = 256, progress: bool = False) -> np.ndarray:
+             batch_size: int | None = None, progress: bool = False) -> np.ndarray:
     """Gradient of the target with respect to the one-hot input: (N, L, 4)."""
     spec = E.model_spec(model)
     seq, others = E.split_inputs(model, x, spec)
@@ -33,7 +33,7 @@ def saliency(model: Any, x: Any, output: Any = None, *, logits: bool = True,
 
 
 def input_x_gradient(model: Any, x: Any, output: Any = None, *, logits: bool = True,
-                     batch_size: int = 256, progress: bool = False) -> np.ndarray:
+                     batch_size: int | None = None, progress: bool = False) -> np.ndarray:
     """Gradient x input (zero reference): (N, L, 4), non-zero only at observed bases."""
     spec = E.model_spec(model)
     seq, others = E.split_inputs(model, x, spec)
@@ -45,7 +45,7 @@ def input_x_gradient(model: Any, x: Any, output: Any = None, *, logits: bool = T
 def integrated_gradients(model: Any, x: Any, references: np.ndarray | None = None,
                          n_shuffles: int = 10, seed: int = 0, steps: int = 20,
                          hypothetical: bool = False, output: Any = None, *,
-                         logits: bool = True, batch_size: int = 256,
+                         logits: bool = True, batch_size: int | None = None,
                          progress: bool = False) -> np.ndarray:
     """Integrated gradients from dinucleotide-shuffled (or given (N, R, L, 4)) baselines.
 
@@ -106,7 +106,7 @@ def _upsample(cam: np.ndarray, length: int) -> np.ndarray:
 
 
 def gradcam(model: Any, x: Any, layer: str | None = None, output: Any = None, *,
-            variant: str = "textbook", logits: bool = True, batch_size: int = 256,
+            variant: str = "textbook", logits: bool = True, batch_size: int | None = None,
             progress: bool = False) -> np.ndarray:
     """GradCAM at a conv layer (default: the first Conv1D), returned as (N, L, 4) with the
     base-resolution score on the observed base.
@@ -147,7 +147,7 @@ def gradcam(model: Any, x: Any, layer: str | None = None, output: Any = None, *,
             act, outs = sub(feed, training=False)
             outs = outs[0] if isinstance(outs, list | tuple) and len(outs) == 1 else outs
             head, kind = E.select_head(outs, output, logits)
-            total = tf.reduce_sum(E.reduce_head(head, kind, rescale=False))
+            total = tf.reduce_sum(E.reduce_head(head, kind))
         g = tape.gradient(total, act)
         if variant == "textbook":
             cam = tf.reduce_sum(tf.reduce_mean(g, axis=1, keepdims=True) * act, axis=-1)

@@ -28,14 +28,14 @@ def _mutant_function(model: Any, spec: E.ModelSpec, output: Any, logits: bool):
         mutant = src * (1.0 - at) + at * new
         feed = {k: tf.gather(v, rows) for k, v in others.items()}
         head, kind = E.select_head(E._call_model(model, spec, mutant, feed), output, logits)
-        return E.reduce_head(head, kind, rescale=False)
+        return E.reduce_head(head, kind)
 
     cache[key] = fn
     return fn
 
 
-def ism(model: Any, x: Any, output: Any = None, *, logits: bool = True, batch_size: int = 256,
-        progress: bool = False) -> np.ndarray:
+def ism(model: Any, x: Any, output: Any = None, *, logits: bool = True,
+        batch_size: int | None = None, progress: bool = False) -> np.ndarray:
     """Saturation mutagenesis: entry [n, p, b] = f(x_n with base b at p) - f(x_n); (N, L, 4).
 
     The observed base's entry is 0 without being evaluated (3L forward passes per sequence; at

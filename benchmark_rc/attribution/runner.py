@@ -86,7 +86,8 @@ def dinuc_references(seq: np.ndarray, n_shuffles: int, seed: int) -> np.ndarray:
 
 def run_method(method: str, model: Any, x: Any, output: Any, *, references: np.ndarray | None,
                hypothetical: bool = False, logits: bool = True, steps: int = 20,
-               layer: str | None = None, variant: str = "textbook", batch_size: int = 256,
+               layer: str | None = None, variant: str = "textbook",
+               batch_size: int | None = None,
                progress: bool = False) -> np.ndarray:
     """One attribution method on (N, L, 4) input (or a dict of model inputs)."""
     from benchmark_rc import attribution as A

@@ -40,8 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seqs", type=int, default=None,
                         help="attribute at most this many sequences (default: all; 200 with "
                              "--sweep)")
-    parser.add_argument("--batch-size", type=int, default=256,
-                        help="rows per forward pass (bounds memory; default 256)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per forward pass (bounds memory; default 64 on CPU, 1024 on "
+                             "GPU)")
     parser.add_argument("--score", action="store_true",
                         help="score against the dataset's motif table (AUROC/AUPRC, Koo and "
                              "Prakash conventions) and report RC-consistency")

@@ -291,13 +291,15 @@ class RevCompConv1DBatchNorm(keras.layers.Layer):
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = ops.cast(inputs, self.compute_dtype)
         if training:
+            # Moments of the stacked (B, 2L, F) tensor from per-channel moments of (B, L, 2F):
+            # both halves have B*L entries, so pair statistics are averages of the two channels.
             stat = ops.cast(x, "float32")
             mean = ops.mean(stat, axis=(0, 1))
-            mean_sq = ops.mean(ops.square(stat), axis=(0, 1))
             h = self.half
             pair_mean = 0.5 * (mean[:h] + ops.flip(mean[h:], axis=0))
-            pair_sq = 0.5 * (mean_sq[:h] + ops.flip(mean_sq[h:], axis=0))
-            pair_var = ops.maximum(pair_sq - ops.square(pair_mean), 0.0)
+            centred = stat - ops.stop_gradient(self._mirror(pair_mean))
+            sq = ops.mean(ops.square(centred), axis=(0, 1))
+            pair_var = 0.5 * (sq[:h] + ops.flip(sq[h:], axis=0))
             m = self.momentum
             self.moving_mean.assign(
                 self.moving_mean * m + ops.cast(pair_mean, self.moving_mean.dtype) * (1.0 - m)
