@@ -1,0 +1,118 @@
+"""`benchmark-rc attribute` (single model and sweep table) and the `motifs` helpers."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import benchmark_rc as brc
+from benchmark_rc.attribution import motifs as M
+from benchmark_rc.cli import main
+from benchmark_rc.data.hdf5 import write_dataset
+from benchmark_rc.errors import UserError
+
+LENGTH = 200
+MOTIF = "TGACTCA"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A tiny labelled dataset with a motif table, and a fake two-run sweep directory."""
+    root = tmp_path_factory.mktemp("attr_cli")
+    rng = np.random.default_rng(0)
+    n = 8
+    x = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (n, LENGTH))]
+    table = {"seq": [], "start": [], "end": [], "name": [], "strand": []}
+    for i in range(n):
+        start = int(rng.integers(10, LENGTH - 20))
+        x[i, start:start + len(MOTIF)] = np.eye(4, dtype=np.uint8)[["ACGT".index(c)
+                                                                      for c in MOTIF]]
+        for key, value in zip(table, (i, start, start + len(MOTIF), "AP1", 1), strict=True):
+            table[key].append(value)
+    y = np.ones((n, 3), dtype=np.float32)
+    split = {"x": x, "y": y, "motifs": {k: np.asarray(v) for k, v in table.items()}}
+    data = write_dataset(root / "data" / "toy.h5", "classification",
+                         {s: split for s in ("train", "valid", "test")}, params={})
+    sweep = root / "sweep"
+    rows = []
+    for strategy in ("standard", "rcps"):
+        run_id = f"toy-{strategy}-s0"
+        model = brc.build_model("sim", strategy, input_length=LENGTH, seed=1)
+        (sweep / "runs" / run_id).mkdir(parents=True)
+        model.save(sweep / "runs" / run_id / "model.keras")
+        rows.append({"run_id": run_id, "dataset": "toy", "arch": "sim", "strategy": strategy,
+                     "seed": "0", "status": "ok"})
+    with open(sweep / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return {"root": root, "data": data, "sweep": sweep,
+            "model": sweep / "runs" / "toy-rcps-s0" / "model.keras"}
+
+
+def test_attribute_single_model_writes_modisco_inputs_and_scores(workspace, capsys):
+    out = workspace["root"] / "out"
+    code = main(["attribute", "--model", str(workspace["model"]), "--data",
+                 str(workspace["data"]), "--methods", "deepshap,ism,saliency", "--n-shuffles",
+                 "3", "--max-seqs", "5", "--score", "--out", str(out), "--no-progress"])
+    assert code == 0
+    ohe = np.load(out / "deepshap.ohe.npz")["arr_0"]
+    hyp = np.load(out / "deepshap.attr.npz")["arr_0"]
+    assert ohe.shape == hyp.shape == (5, 4, LENGTH)
+    with open(out / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["method"] for r in rows} == {"deepshap", "ism", "saliency"}
+    assert {r["convention"] for r in rows} == {"prakash", "koo"}
+    # rcps model: attributions RC-consistent
+    assert all(float(r["rc_consistency"]) > 0.999 for r in rows)
+    params = json.loads((out / "attribute.json").read_text())
+    assert params["n_seqs"] == 5 and params["n_shuffles"] == 3
+    assert "wrote attributions of 5 sequences" in capsys.readouterr().out
+
+
+def test_attribute_sweep_table(workspace):
+    code = main(["attribute", "--sweep", str(workspace["sweep"]), "--score", "--methods",
+                 "deepshap,input_x_gradient", "--n-shuffles", "2", "--max-seqs", "4",
+                 "--no-progress"])
+    assert code == 0
+    table = (workspace["sweep"] / "attribution" / "attribution_table.md").read_text()
+    assert "| rcps |" in table and "| standard |" in table and "deepshap" in table
+    with open(workspace["sweep"] / "attribution" / "attribution_scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 2  # runs x methods x conventions
+    consistency = {(r["strategy"], r["method"]): float(r["rc_consistency"]) for r in rows}
+    assert consistency[("rcps", "deepshap")] > 0.9999
+    assert consistency[("standard", "deepshap")] < 0.999
+
+
+def test_attribute_cli_errors(workspace, capsys):
+    assert main(["attribute", "--sweep", str(workspace["sweep"])]) == 2
+    assert "--sweep needs --score" in capsys.readouterr().err
+    assert main(["attribute", "--model", str(workspace["root"] / "nope.keras"), "--data",
+                 str(workspace["data"]), "--out", str(workspace["root"] / "o2")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["attribute", "--model", str(workspace["model"]), "--data",
+                 str(workspace["data"]), "--out", str(workspace["root"] / "o3"),
+                 "--n-shuffles", "0"]) == 2
+    assert "--n-shuffles must be >= 1" in capsys.readouterr().err
+    assert main(["motifs", "--out", str(workspace["root"] / "m")]) == 2
+    assert "--scores DIR" in capsys.readouterr().err
+
+
+def test_motif_helpers(tmp_path):
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    q = M._bh(p)
+    np.testing.assert_allclose(q, [0.04, 0.053333, 0.053333, 0.5], rtol=1e-4)
+    bits = M.ppm_to_bits(np.array([[1.0, 0, 0, 0], [0.25, 0.25, 0.25, 0.25]]))
+    np.testing.assert_allclose(bits.sum(-1), [2.0, 0.0], atol=1e-6)
+    png = M.save_logo(bits, tmp_path / "logo.png", "test")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    np.savez_compressed(tmp_path / "bad.npz", np.zeros((2, 10, 4)))
+    np.savez_compressed(tmp_path / "ok.npz", np.zeros((2, 4, 10)))
+    with pytest.raises(UserError, match=r"expected an \(N, 4, L\) array"):
+        M.load_npz_scores(tmp_path / "ok.npz", tmp_path / "bad.npz")
+    one_hot, hyp = M.load_npz_scores(tmp_path / "ok.npz", tmp_path / "ok.npz")
+    assert one_hot.shape == (2, 10, 4)
