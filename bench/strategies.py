@@ -91,6 +91,47 @@ def naive_rcps_half_binary() -> keras.Model:
     return model
 
 
+def layer_profile(reps: int = 20) -> dict:
+    """Forward + backward CPU time of single layers on a binary-sized map (100, 986, 16).
+
+    Compares each RCPS-half layer with its standard counterpart of equal channel count, and the
+    naive RC batch norm (stack + flips) with ours: this is where the naive port lost its time.
+    """
+    from benchmark_rc.layers import RevCompConv1D, RevCompConv1DBatchNorm
+
+    x = tf.constant(np.random.default_rng(0).normal(size=(100, 986, 16)).astype("float32"))
+    layers = {
+        "Conv1D(16, 14)": keras.layers.Conv1D(16, 14),
+        "RevCompConv1D(8, 14)": RevCompConv1D(8, 14),
+        "BatchNormalization": keras.layers.BatchNormalization(),
+        "RevCompConv1DBatchNorm": RevCompConv1DBatchNorm(),
+        "naive RC batch norm": NaiveRevCompBatchNorm(),
+    }
+    out = {}
+    for name, layer in layers.items():
+        layer.build(x.shape)
+
+        @tf.function
+        def step(t, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                y = layer(t, training=True)
+                loss = tf.reduce_sum(y * y)
+            return tape.gradient(loss, [t, *layer.trainable_weights])
+
+        step(x)
+        samples = []
+        for _ in range(reps):
+            start = time.process_time()
+            step(x)
+            samples.append(time.process_time() - start)
+        out[name] = statistics.median(samples)
+    print("\nlayer fwd+bwd CPU ms on (100, 986, 16), training mode:")
+    for name, t in out.items():
+        print(f"  {name:24s} {t * 1000:7.2f} ms")
+    return {"input_shape": [100, 986, 16], "reps": reps, "cpu_seconds_median": out}
+
+
 def batch(arch: str, n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     length = 1000 if arch == "binary" else 1346
@@ -188,6 +229,7 @@ def main() -> int:
     if "standard" not in args.strategies:
         args.strategies.insert(0, "standard")
     rounds = {"binary": args.rounds, "bpnet": args.rounds_bpnet}
+    profile = layer_profile()
     results = run(args.archs, args.strategies, rounds, args.steps)
     report = {
         "benchmark": "training step time per strategy (ratio to standard, same run)",
@@ -208,6 +250,8 @@ def main() -> int:
         },
         "note": "absolute times are inflated by other processes; ratios measured in the same "
                 "interleaved run are the result",
+        "primary_ratio": "ratio_to_standard.cpu_median (process CPU time per training step)",
+        "layer_profile": profile,
         "results": results,
     }
     out = Path(args.out)

@@ -204,10 +204,14 @@ def append_row(path: str | os.PathLike, row: Mapping[str, Any]) -> None:
 
 
 def _cell(value: Any) -> Any:
+    import numpy as np
+
     if value is None:
         return ""
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, float | np.floating):
+        return repr(float(value))  # shortest exact round-trip text (never "np.float64(...)")
+    if isinstance(value, np.integer):
+        return int(value)
     return value
 
 

@@ -373,3 +373,51 @@ def test_unsupported_op_is_a_clear_error_and_training_still_works():
     history = model.fit(x, np.ones((8, 1), "float32"), epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert history.history["loss"][1] < history.history["loss"][0] + 1.0
+
+
+def test_bpnet_profile_attributions_equivariant_for_rcps():
+    from benchmark_rc.sequence import reverse_control
+
+    rng = np.random.default_rng(15)
+    x = {"sequence": one_hot(rng, 2, 1346),
+         "control": rng.random((2, 1000, 2)).astype("float32"),
+         "control_logcount": rng.random((2, 1)).astype("float32")}
+    x_rc = {"sequence": reverse_complement(x["sequence"]),
+            "control": reverse_control(x["control"]),
+            "control_logcount": x["control_logcount"]}
+    refs = dinuc_shuffle_references(x["sequence"], 2, seed=5)
+    errors = {}
+    for strategy in ("rcps", "standard"):
+        model = randomize(brc.build_model("bpnet", strategy), 16, 0.1)
+        a = deepshap(model, x, references=refs, output="profile")
+        b = deepshap(model, x_rc, references=reverse_complement(refs), output="profile")
+        errors[strategy] = np.abs(reverse_complement(b) - a).max() / np.abs(a).max()
+    assert errors["rcps"] < 1e-3
+    assert errors["standard"] > 1e-2
+
+
+def test_dict_inputs_and_heads_for_every_method():
+    rng = np.random.default_rng(17)
+    s = keras.Input((30, 4), name="sequence")
+    c = keras.Input((26, 2), name="control")
+    h = keras.layers.Concatenate()([keras.layers.Conv1D(3, 5, activation="relu")(s), c])
+    profile = keras.layers.Conv1D(2, 1, name="profile")(h)
+    counts = keras.layers.Dense(2, name="counts")(keras.layers.GlobalAveragePooling1D()(h))
+    model = randomize(keras.Model({"sequence": s, "control": c},
+                                  {"profile": profile, "counts": counts}), 18)
+    x = {"sequence": one_hot(rng, 2, 30), "control": rng.random((2, 26, 2)).astype("float32")}
+    refs = dinuc_shuffle_references(x["sequence"], 3, seed=0)
+    for out in ("profile", "counts", ("counts", 1)):
+        got = ism(model, x, output=out)
+        mutant = {k: v.copy() for k, v in x.items()}
+        b = int((x["sequence"][1, 7].argmax() + 1) % 4)
+        mutant["sequence"][1, 7] = np.eye(4)[b]
+        want = predict_target(model, mutant, out)[1] - predict_target(model, x, out)[1]
+        assert abs(got[1, 7, b] - want) < 1e-5
+        d = deltas(model, x, refs, out)
+        scores = deepshap(model, x, references=refs, output=out)
+        np.testing.assert_allclose(scores.sum((1, 2)), d, atol=1e-4 * np.abs(d).max())
+        for method in (saliency, gradcam):
+            assert method(model, x, output=out).shape == (2, 30, 4)
+    with pytest.raises(UserError, match="choose one of the model's heads"):
+        deepshap(model, x, n_shuffles=2)

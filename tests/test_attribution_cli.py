@@ -34,9 +34,9 @@ def workspace(tmp_path_factory):
             table[key].append(value)
     y = np.ones((n, 3), dtype=np.float32)
     split = {"x": x, "y": y, "motifs": {k: np.asarray(v) for k, v in table.items()}}
-    data = write_dataset(root / "data" / "toy.h5", "classification",
-                         {s: split for s in ("train", "valid", "test")}, params={})
     sweep = root / "sweep"
+    data = write_dataset(sweep / "data" / "toy.h5", "classification",
+                         {s: split for s in ("train", "valid", "test")}, params={})
     rows = []
     for strategy in ("standard", "rcps"):
         run_id = f"toy-{strategy}-s0"

@@ -89,6 +89,32 @@ def test_revcomp_conv_strided_equivariant(kernel, stride, steps):
     assert rel_err(reverse_complement(y), y_rc) < 1e-5
 
 
+@HYP
+@given(
+    kernel=st.integers(1, 7),
+    stride=st.integers(1, 4),
+    dilation=st.integers(1, 3),
+    padding=st.sampled_from(["valid", "same"]),
+    length=st.integers(8, 24),
+)
+def test_revcomp_conv_any_accepted_geometry_is_equivariant(kernel, stride, dilation, padding,
+                                                           length):
+    """Property: every geometry the layer accepts is exactly equivariant (else it raises)."""
+    if stride > 1:
+        dilation = 1
+    if (kernel - 1) * dilation + 1 > length:
+        length = (kernel - 1) * dilation + 1
+    try:
+        layer = RevCompConv1D(2, kernel, strides=stride, dilation_rate=dilation,
+                              padding=padding, bias_initializer="random_normal")
+        x = rand((2, length, 4), seed=kernel + 7 * stride + 31 * length)
+        y = np.asarray(layer(x))
+    except RCGeometryError:
+        return
+    y_rc = np.asarray(layer(reverse_complement(x)))
+    assert rel_err(reverse_complement(y), y_rc) < 1e-5
+
+
 def test_standard_conv_fails_the_same_check():
     conv = keras.layers.Conv1D(6, 5)
     x = rand((2, 30, 4))
@@ -127,7 +153,8 @@ def test_revcomp_conv_strided_matches_reference():
         ({"kernel_size": 2, "dilation_rate": 3, "padding": "same"}, 20, "even effective kernel"),
         ({"kernel_size": 5, "padding": "causal"}, 20, "causal"),
         ({"kernel_size": 15, "strides": 2}, 1000, "mirror-symmetric"),
-        ({"kernel_size": 3, "strides": 2, "padding": "same"}, 10, "odd"),
+        ({"kernel_size": 3, "strides": 2, "padding": "same"}, 10, "must be even"),
+        ({"kernel_size": 1, "strides": 4, "padding": "same"}, 10, ">= 0"),
     ],
 )
 def test_revcomp_conv_rejects_non_equivariant_geometry(kwargs, length, match):
@@ -353,3 +380,14 @@ def test_rc_batchnorm_gradients_match_stacked_keras_batchnorm():
         grads.append(tape.gradient(loss, x).numpy())
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5)
     assert np.max(np.abs(grads[0])) > 1e-3
+
+
+def test_every_layer_is_registered_under_the_package():
+    import benchmark_rc.layers as layers
+
+    registered = keras.saving.get_custom_objects()
+    classes = [getattr(layers, n) for n in layers.__all__ if isinstance(getattr(layers, n), type)]
+    classes = [c for c in classes if issubclass(c, keras.layers.Layer | keras.losses.Loss)]
+    assert len(classes) >= 10
+    for cls in classes:
+        assert registered.get(f"benchmark_rc>{cls.__name__}") is cls, cls.__name__

@@ -35,6 +35,9 @@ from benchmark_rc.errors import UserError
 
 _EPS = 1e-6  # shap's threshold for falling back to the gradient (non-linearities)
 _EPS_POOL = 1e-7  # shap's threshold in its max-pool rule
+# BPNet profile product: below this |delta logit| the float32 secant is ill-conditioned
+# (RC-equivariance of rcps profile attributions breaks below ~1e-3); see rescale_product_target.
+_EPS_PROFILE = 1e-3
 
 # Per-trace layout: number of references per sequence (read by the gradient functions).
 _LAYOUT = threading.local()
@@ -97,28 +100,51 @@ def _partner(op):
     return partner
 
 
-def _secant_math(ax, ar, yx, yr, fallback, up, eps):
+def _derivatives():
+    """f'(a) from (a, f(a)) for the common non-linearities (fused into the secant kernel)."""
+    tf = _tf()
+    return {
+        "Relu": lambda a, y: tf.cast(a > 0, a.dtype),
+        "Sigmoid": lambda a, y: y * (1.0 - y),
+        "Tanh": lambda a, y: 1.0 - y * y,
+        "Exp": lambda a, y: y,
+        "Softplus": lambda a, y: tf.sigmoid(a),
+        "Elu": lambda a, y: tf.where(a > 0, tf.ones_like(a), y + 1.0),
+    }
+
+
+def _secant_math(ax, ar, yx, yr, fallback, up, eps, derivative=None):
+    """up * (yx - yr) / (ax - ar), x broadcast over its references; where |ax - ar| < eps the
+    gradient: ``fallback`` (up * f'(ar)) or ``up * derivative(ar, yr)``."""
     tf = _tf()
     d = ax - ar
     dy = yx - yr
     small = tf.abs(d) < eps
+    if derivative is not None:
+        fallback = up * derivative(ar, yr)
     return tf.where(small, fallback, up * (dy / tf.where(small, tf.ones_like(d), d)))
 
 
-_SECANT_XLA = None
+_FUSED: dict = {}
 
 
-def _secant(ax, ar, yx, yr, fallback, up, eps):
-    """up * dy / d (d = ax - ar, dy = yx - yr, broadcasting x over its references) where |d| >= eps, else ``fallback`` (already multiplied by up); one fused
-    XLA kernel when ``_LAYOUT.fuse`` (the element-wise chain is memory-bound)."""
-    global _SECANT_XLA
-    if not getattr(_LAYOUT, "fuse", False):
-        return _secant_math(ax, ar, yx, yr, fallback, up, eps)
+def _secant(ax, ar, yx, yr, fallback, up, eps, op_type=None):
+    """The rescale multiplier times the upstream gradient (see :func:`_secant_math`); one fused
+    XLA kernel when ``_LAYOUT.fuse`` (the element-wise chain is memory-bound on a CPU)."""
     tf = _tf()
-    if _SECANT_XLA is None:
-        _SECANT_XLA = tf.function(_secant_math, jit_compile=True, autograph=False,
+    derivative = _derivatives().get(op_type)
+    if not getattr(_LAYOUT, "fuse", False):
+        return _secant_math(ax, ar, yx, yr, fallback, up, eps, derivative)
+    key = op_type if derivative is not None else None
+    if key not in _FUSED:
+        def kernel(ax, ar, yx, yr, fallback, up, eps, derivative=derivative):
+            return _secant_math(ax, ar, yx, yr, fallback, up, eps, derivative)
+
+        _FUSED[key] = tf.function(kernel, jit_compile=True, autograph=False,
                                   reduce_retracing=True)
-    return _SECANT_XLA(ax, ar, yx, yr, fallback, up, tf.constant(eps, ar.dtype))
+    if derivative is not None:
+        fallback = tf.zeros([], ar.dtype)  # unused by the kernel
+    return _FUSED[key](ax, ar, yx, yr, fallback, up, tf.constant(eps, ar.dtype))
 
 
 def _rescale_grad(op, grad):
@@ -129,34 +155,57 @@ def _rescale_grad(op, grad):
     px = _partner(op)
     ar, ax, shape = _pair(op, op.inputs[0], px.inputs[0])
     yr, yx, _ = _pair(op, op.outputs[0], px.outputs[0])
-    orig = tf_ops._gradient_registry.lookup(op.type)(op, grad)
-    orig0 = orig[0] if isinstance(orig, list | tuple) else orig
     up, _, _ = _pair(op, grad, px.outputs[0])
-    fb, _, _ = _pair(op, orig0, px.outputs[0])
-    out = tf.reshape(_secant(ax, ar, yx, yr, fb, up, _EPS), shape)
+    if op.type in _derivatives():
+        fb = None
+    else:
+        orig = tf_ops._gradient_registry.lookup(op.type)(op, grad)
+        fb, _, _ = _pair(op, orig[0] if isinstance(orig, list | tuple) else orig, px.outputs[0])
+    out = tf.reshape(_secant(ax, ar, yx, yr, fb, up, _EPS, op.type), shape)
     return [out] + [None] * (len(op.inputs) - 1)
 
 
-def _pool_input_multipliers(ax, ar, gx, gr):
+def _pool_math(ax, ar, gx, gr, eps):
     tf = _tf()
     d = ax - ar
-    small = tf.abs(d) < _EPS_POOL
+    small = tf.abs(d) < eps
     return tf.where(small, tf.zeros_like(d), (gx + gr) / tf.where(small, tf.ones_like(d), d))
 
 
+def _pool_input_multipliers(ax, ar, gx, gr):
+    """(gx + gr) / (ax - ar), 0 where |ax - ar| < 1e-7 (shap's rule); fused when enabled."""
+    tf = _tf()
+    if not getattr(_LAYOUT, "fuse", False):
+        return _pool_math(ax, ar, gx, gr, _EPS_POOL)
+    if "pool" not in _FUSED:
+        _FUSED["pool"] = tf.function(_pool_math, jit_compile=True, autograph=False,
+                                     reduce_retracing=True)
+    return _FUSED["pool"](ax, ar, gx, gr, tf.constant(_EPS_POOL, ar.dtype))
+
+
 def _maxpool_grad(op, grad):
-    """shap's DeepLIFT max-pool rule, x's activations repeated over its references."""
+    """shap's DeepLIFT max-pool rule. The x branch's argmax is computed once per sequence and
+    reused for its R references (no repeated copies of x's activations)."""
     tf = _tf()
     r = _LAYOUT.r
     px = _partner(op)
     ar, yr = op.inputs[0], op.outputs[0]
-    ax = tf.repeat(px.inputs[0], r, axis=0)
-    yx = tf.repeat(px.outputs[0], r, axis=0)
+    yx = tf.repeat(px.outputs[0], r, axis=0)  # pooled: small
     cross = tf.maximum(yx, yr)
-    kw = {k: op.get_attr(k) for k in ("ksize", "strides", "padding", "data_format")}
-    gx = tf.raw_ops.MaxPoolGrad(orig_input=ax, orig_output=yx, grad=grad * (cross - yr), **kw)
-    gr = tf.raw_ops.MaxPoolGrad(orig_input=ar, orig_output=yr, grad=grad * (yx - cross), **kw)
-    return [_pool_input_multipliers(ax, ar, gx, gr)]
+    kw = {k: op.get_attr(k) for k in ("ksize", "strides", "padding")}
+    if op.get_attr("data_format") != b"NHWC":
+        raise UserError(f"max pooling {op.name}: only channels-last (NHWC) is supported")
+    _, arg_x = tf.raw_ops.MaxPoolWithArgmax(input=px.inputs[0], include_batch_in_index=False,
+                                            **kw)
+    gx = tf.raw_ops.MaxPoolGradWithArgmax(input=ar, grad=grad * (cross - yr),
+                                          argmax=tf.repeat(arg_x, r, axis=0),
+                                          include_batch_in_index=False, **kw)
+    gr = tf.raw_ops.MaxPoolGrad(orig_input=ar, orig_output=yr, grad=grad * (yx - cross),
+                                data_format="NHWC", **kw)
+    ar5, ax5, shape = _pair(op, ar, px.inputs[0])
+    gx5, _, _ = _pair(op, gx, px.inputs[0])
+    gr5, _, _ = _pair(op, gr, px.inputs[0])
+    return [tf.reshape(_pool_input_multipliers(ax5, ar5, gx5, gr5), shape)]
 
 
 def _reduce_max_grad(op, grad):
@@ -235,8 +284,14 @@ def _register_gradients() -> None:
 
 def rescale_product_target(l_ref, l_x):
     """BPNet's profile non-linearity y = l * softmax(l) treated element-wise with the rescale rule
-    (bpnet-lite / tangermeme) on the reference branch; the gradient fallback is d(l_i s_i)/dl_i.
-    ``l_ref`` (n*R, M) and ``l_x`` (n, M) mean-centred logits. Returns y for the references."""
+    (bpnet-lite / tangermeme) on the reference branch. ``l_ref`` (n*R, M) and ``l_x`` (n, M)
+    mean-centred logits; returns y for the references.
+
+    float32 secants of logits that barely move are ill-conditioned (keras3_notes §2), so where
+    |delta l| < 1e-3 the derivative d(l_i s_i)/dl_i is used and the part of the output difference
+    it misses is spread over the other logits in proportion to |delta l|: the rule stays exactly
+    additive and permutation-equivariant (hence RC-equivariant for RC-equivariant models).
+    """
     tf = _tf()
     r = _LAYOUT.r
     y_x = l_x * tf.nn.softmax(l_x, axis=-1)
@@ -247,10 +302,16 @@ def rescale_product_target(l_ref, l_x):
         y = lv * s
 
         def grad(up):
-            lx = tf.repeat(l_x, r, axis=0)
-            yx = tf.repeat(y_x, r, axis=0)
-            fallback = up * (s + lv * s * (1.0 - s))
-            return _secant(lx, lv, yx, y, fallback, up, _EPS)
+            d = tf.repeat(l_x, r, axis=0) - lv
+            dy = tf.repeat(y_x, r, axis=0) - y
+            small = tf.abs(d) < _EPS_PROFILE
+            zero = tf.zeros_like(d)
+            deriv = s + lv * s * (1.0 - s)
+            m = tf.where(small, deriv, dy / tf.where(small, tf.ones_like(d), d))
+            missed = tf.reduce_sum(tf.where(small, dy - deriv * d, zero), -1, keepdims=True)
+            spread = tf.reduce_sum(tf.where(small, zero, tf.abs(d)), -1, keepdims=True)
+            extra = tf.math.divide_no_nan(missed, spread) * tf.sign(d)
+            return up * (m + tf.where(small, zero, extra))
 
         return y, grad
 

@@ -137,14 +137,14 @@ def gradcam(model: Any, x: Any, layer: str | None = None, output: Any = None, *,
     if len(chosen.output.shape) != 3:
         raise UserError(f"gradcam: layer {chosen.name!r} output {chosen.output.shape} is not "
                         "(N, L', C)")
-    sub = keras.Model(model.inputs, [chosen.output, model.outputs])
+    sub = keras.Model(getattr(model, "_inputs_struct", model.inputs),
+                      [chosen.output, getattr(model, "_outputs_struct", model.outputs)])
     seq_sig, others_sig = E._signature(spec)
 
     @tf.function(input_signature=[seq_sig, others_sig], autograph=False)
     def fn(s, o):
         with tf.GradientTape() as tape:
-            feed = s if len(spec.input_names) == 1 else {**o, spec.seq_name: s}
-            act, outs = sub(feed, training=False)
+            act, outs = E._call_model(sub, spec, s, o)
             outs = outs[0] if isinstance(outs, list | tuple) and len(outs) == 1 else outs
             head, kind = E.select_head(outs, output, logits)
             total = tf.reduce_sum(E.reduce_head(head, kind))

@@ -195,7 +195,7 @@ def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         model_file = run_dir / "model.keras"
         if not model_file.is_file():
             raise UserError(f"{run_dir}: model.keras missing for run {run['run_id']}")
-        path = Path(data) if data else sweep_dir / "data" / f"{run['dataset']}.h5"
+        path = Path(data) if data else _sweep_dataset(sweep_dir, str(run.get("dataset")))
         if not path.is_file():
             raise UserError(f"run {run['run_id']}: dataset {path} not found; pass --data")
         from benchmark_rc.data.hdf5 import read_attrs
@@ -228,6 +228,20 @@ def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                   _markdown(pivot, "{:.4f}"), ""]
     atomic_write_text(out_dir / "attribution_table.md", "\n".join(lines))
     return out_dir / "attribution_scores.csv"
+
+
+def _sweep_dataset(sweep_dir: Path, name: str) -> Path:
+    """A sweep's dataset file: the path recorded in sweep.json, else DIR/data/<name>.h5."""
+    config = sweep_dir / "sweep.json"
+    if config.is_file():
+        try:
+            datasets = json.loads(config.read_text()).get("datasets", [])
+        except (ValueError, AttributeError):
+            datasets = []
+        for entry in datasets if isinstance(datasets, list) else []:
+            if isinstance(entry, dict) and entry.get("name") == name and entry.get("path"):
+                return Path(entry["path"])
+    return sweep_dir / "data" / f"{name}.h5"
 
 
 def _markdown(pivot: Any, fmt: str) -> str:

@@ -66,12 +66,15 @@ def check_rc_geometry(
             )
         if strides > 1 and length is not None:
             out = -(-length // strides)
-            pad_total = max((out - 1) * strides + eff_k - length, 0)
-            if pad_total % 2:
+            # Windows are mirror-symmetric iff the padding TF would need, (out-1)*s + k - L, is
+            # even and not negative (negative: TF pads 0 and the last window stops short).
+            pad_total = (out - 1) * strides + eff_k - length
+            if pad_total % 2 or pad_total < 0:
                 raise RCGeometryError(
                     f"padding='same' with strides={strides}, effective kernel {eff_k} and input "
-                    f"length {length} pads asymmetrically (total padding {pad_total} is odd) and "
-                    "breaks RC equivariance"
+                    f"length {length} gives windows that are not mirror-symmetric ((out-1)*strides"
+                    f" + kernel - length = {pad_total} must be even and >= 0) and breaks RC "
+                    "equivariance"
                 )
     elif strides > 1 and length is not None and (length - eff_k) % strides:
         raise RCGeometryError(
