@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 
 from benchmark_rc.errors import UserError
-from benchmark_rc.fileio import atomic_path, atomic_write_text
+from benchmark_rc.fileio import atomic_path, atomic_write_text, json_default
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoint"
@@ -187,24 +187,27 @@ def versions() -> dict[str, str]:
 # Model files
 
 
-def save_model_files(model: Any, run_dir: str | os.PathLike) -> None:
-    """model.keras then model.h5 (order matters, keras3_notes §1), each written atomically."""
+def save_model_atomic(model: Any, path: str | os.PathLike) -> None:
+    """``model.save(path)`` through a temporary file, so a crash leaves no half-written model."""
     import absl.logging
 
-    run_dir = Path(run_dir)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".partial-{path.name}")  # Keras wants the real suffix
     verbosity = absl.logging.get_verbosity()
     absl.logging.set_verbosity(absl.logging.ERROR)  # the "legacy HDF5" notice on every save
     try:
-        for name in ("model.keras", "model.h5"):
-            target = run_dir / name
-            tmp = run_dir / f".partial-{name}"  # Keras wants the real suffix
-            try:
-                model.save(tmp)
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
+        model.save(tmp)
+        os.replace(tmp, path)
     finally:
+        tmp.unlink(missing_ok=True)
         absl.logging.set_verbosity(verbosity)
+
+
+def save_model_files(model: Any, run_dir: str | os.PathLike) -> None:
+    """model.keras then model.h5 (order matters, keras3_notes §1), each written atomically."""
+    for name in ("model.keras", "model.h5"):
+        save_model_atomic(model, Path(run_dir) / name)
 
 
 def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
@@ -589,7 +592,7 @@ def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool
         "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    atomic_write_text(run_dir / CONFIG_FILE, json.dumps(summary, indent=2, default=_json))
+    atomic_write_text(run_dir / CONFIG_FILE, json.dumps(summary, indent=2, default=json_default))
     _Checkpoint(run_dir).remove()
     return summary
 
@@ -615,15 +618,6 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(current, indent=2))
 
-
-def _json(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:

@@ -18,12 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import os
     from pathlib import Path
 
     from benchmark_rc.errors import UserError
     from benchmark_rc.registry import conjoin
-    from benchmark_rc.training import load_model, save_model_files
+    from benchmark_rc.training import load_model, save_model_atomic, save_model_files
 
     source = Path(args.model)
     run_dir = source if source.is_dir() else source.parent
@@ -36,13 +35,7 @@ def run(args: argparse.Namespace) -> int:
     model = conjoin(load_model(source), arch, args.mode)
     out = Path(args.out)
     if out.suffix in (".keras", ".h5"):
-        tmp = out.with_name(f".partial-{out.name}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            model.save(tmp)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_model_atomic(model, out)
     else:
         out.mkdir(parents=True, exist_ok=True)
         save_model_files(model, out)

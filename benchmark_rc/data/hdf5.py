@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from benchmark_rc.errors import DatasetError
-from benchmark_rc.fileio import atomic_path
+from benchmark_rc.fileio import atomic_path, json_default
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -87,7 +87,7 @@ class DatasetWriter:
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["task"] = self.task
         f.attrs["alphabet"] = ALPHABET
-        f.attrs["params"] = json.dumps(self.params, sort_keys=True, default=_json_default)
+        f.attrs["params"] = json.dumps(self.params, sort_keys=True, default=json_default)
         for key, value in self.attrs.items():
             f.attrs[key] = value
         for split in SPLITS:
@@ -142,7 +142,7 @@ class DatasetWriter:
     def _finish(self) -> None:
         f = self._file
         # params / attrs may be updated while the writer is open (e.g. counts known at the end)
-        f.attrs["params"] = json.dumps(self.params, sort_keys=True, default=_json_default)
+        f.attrs["params"] = json.dumps(self.params, sort_keys=True, default=json_default)
         for key, value in self.attrs.items():
             f.attrs[key] = value
         for split in SPLITS:
@@ -191,15 +191,6 @@ def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 # ----------------------------------------------------------------------------------------------
