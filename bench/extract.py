@@ -26,6 +26,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_PEER = "/tmp/tgm-venv/bin/python"
+# The peer lives in a throwaway venv outside the repo (see the module docstring).
+TMP = Path(tempfile.gettempdir())
+DEFAULT_PEER = str(TMP / "tgm-venv" / "bin" / "python")
 
 PEER_SCRIPT = r"""
 import json, sys, time
@@ -210,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default="/tmp/benchmark_rc_extract")
+    parser.add_argument("--workdir", default=str(TMP / "benchmark_rc_extract"))
     parser.add_argument("--peer-python", default=DEFAULT_PEER,
                         help="python of a venv with torch, tangermeme and h5py ('' to skip)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "extract.json"))
