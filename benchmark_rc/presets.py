@@ -20,15 +20,23 @@ from typing import Any
 from benchmark_rc.errors import UserError
 
 PAPER_SEEDS = [1535, 1780, 2143, 3578, 4652, 6117, 6806, 7626, 9295, 9999]
-# tiny bpnet for the smoke test: output length = input - 106
+# tiny bpnet for the smoke test: output length = input - 106 (first conv 20, profile conv 74,
+# dilated convs 2 * (2 + 4))
 _TINY_BPNET = {"filters": 4, "n_dilated": 2}
+# tiny simulated profiles for it: 206-bp model inputs -> 100-bp profiles (input_length is taken
+# from the file: stored length - 2 * jitter_margin), 10-bp jitter margin, motifs centred
+_TINY_PROFILE = {"kind": "profile", "num_seqs": 150, "seq_len": 206, "out_len": 100,
+                 "jitter_margin": 10, "sigma_pos": 50.0}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
-        "description": "every strategy on tiny generated data, 1 seed, 2 short epochs (CI)",
+        "description": "every strategy x {sim, bpnet} on tiny generated data, 1 seed, "
+                       "2 short epochs (CI)",
         "datasets": [
             {"name": "smoke-sim", "arch": "sim",
              "simulate": {"kind": "paper", "length": 200, "num_seqs_per_motif": 40}},
+            {"name": "smoke-profile", "arch": "bpnet", "simulate": _TINY_PROFILE,
+             "hparams": _TINY_BPNET, "train": {"jitter": 10}},
         ],
         "strategies": "all",
         "seeds": [1],

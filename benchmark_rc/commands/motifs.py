@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import numpy as np
+    import pandas as pd
 
     from benchmark_rc.attribution import motifs as M
     from benchmark_rc.errors import UserError
@@ -83,17 +84,23 @@ def run(args: argparse.Namespace) -> int:
              f"{len(one_hot)} sequences; {len(patterns)} patterns; TomTom (memelite) against "
              f"{len(truth)} ground-truth motifs" + ("" if decoys is None else
                                                     f" + {len(decoys)} ENCODE decoys") + ".", "",
-             "| motif | recovered | pattern | p | E | q | logo |", "|---|---|---|---|---|---|---|"]
+             f"A motif is recovered when a pattern matches it with TomTom q < {args.q_threshold}"
+             " (rank: its place among that pattern's matches, 1 = best).", "",
+             "| motif | recovered | pattern | rank | p | E | q | logo |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in recovered.itertuples():
-        lines.append(f"| {row.motif} | {'yes' if row.recovered else 'no'} | {row.pattern or ''} "
-                     f"| {row.p_value:.2e} | {row.e_value:.2e} | {row.q_value:.2e} | "
+        rank = "" if pd.isna(row.rank) else int(row.rank)
+        lines.append(f"| {row.motif} | {'yes' if row.recovered else 'no'} | {row.pattern} "
+                     f"| {rank} | {row.p_value:.2e} | {row.e_value:.2e} | {row.q_value:.2e} | "
                      f"![](logos/truth_{row.motif}.png) |")
-    lines += ["", "| pattern | seqlets | best match | p | E | q | logo |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| pattern | seqlets | best match | p | E | q | best ground truth | p | q "
+                  "| logo |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
         lines.append(f"| {row.pattern} | {row.n_seqlets} | {row.best_match} | {row.p_value:.2e} "
-                     f"| {row.e_value:.2e} | {row.q_value:.2e} | ![](logos/{row.pattern}.png) |")
+                     f"| {row.e_value:.2e} | {row.q_value:.2e} | {row.truth_match} "
+                     f"| {row.truth_p_value:.2e} | {row.truth_q_value:.2e} "
+                     f"| ![](logos/{row.pattern}.png) |")
     atomic_write_text(out / "motifs.md", "\n".join(lines) + "\n")
-    print("\n".join(lines[:6 + len(recovered)]))
+    print("\n".join(lines[:8 + len(recovered)]))
     print(f"wrote {out / 'motifs.md'}")
     return 0
