@@ -23,6 +23,7 @@ How the native DeepLIFT / DeepSHAP works (no global TensorFlow state is touched)
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -579,14 +580,26 @@ def _get_cache(model) -> dict:
         return {}
 
 
+def _traced_per_model(builder: Callable) -> Callable:
+    """Memoise the traced function ``builder(model, spec, *args)`` per model and arguments, so
+    repeated attribution calls on one model do not re-trace."""
+
+    @functools.wraps(builder)
+    def cached(model: Any, spec: ModelSpec, *args: Any, **kwargs: Any) -> Callable:
+        key = (builder.__name__, repr(args), repr(sorted(kwargs.items())))
+        cache = _get_cache(model)
+        if key not in cache:
+            cache[key] = builder(model, spec, *args, **kwargs)
+        return cache[key]
+
+    return cached
+
+
+@_traced_per_model
 def rescale_function(model: Any, spec: ModelSpec, output: Any, logits: bool, r: int,
                      fuse: bool = True) -> Callable:
     """Traced fn(x (n,L,4), refs (n*R,L,4), others) -> (hypothetical (n,L,4) averaged over
     references, per-position summed contributions (n,L), t_x (n,), t_ref (n*R,))."""
-    key = ("rescale", repr(output), logits, r, fuse)
-    cache = _get_cache(model)
-    if key in cache:
-        return cache[key]
     tf = _tf()
     _register_gradients()
     seq_sig, others_sig = _signature(spec)
@@ -617,16 +630,12 @@ def rescale_function(model: Any, spec: ModelSpec, output: Any, logits: bool, r: 
         return hyp, pos_sum, t_x, t_r
 
     fn.get_concrete_function()  # trace now: unsupported ops raise here, before any work
-    cache[key] = fn
     return fn
 
 
+@_traced_per_model
 def target_function(model: Any, spec: ModelSpec, output: Any, logits: bool) -> Callable:
     """Traced fn(seq, others) -> scalar target per example (forward only)."""
-    key = ("target", repr(output), logits)
-    cache = _get_cache(model)
-    if key in cache:
-        return cache[key]
     tf = _tf()
     seq_sig, others_sig = _signature(spec)
 
@@ -635,16 +644,12 @@ def target_function(model: Any, spec: ModelSpec, output: Any, logits: bool) -> C
         head, kind = select_head(_call_model(model, spec, seq, others), output, logits)
         return reduce_head(head, kind)
 
-    cache[key] = fn
     return fn
 
 
+@_traced_per_model
 def gradient_function(model: Any, spec: ModelSpec, output: Any, logits: bool) -> Callable:
     """Traced fn(seq, others) -> (d target / d seq, target)."""
-    key = ("grad", repr(output), logits)
-    cache = _get_cache(model)
-    if key in cache:
-        return cache[key]
     tf = _tf()
     seq_sig, others_sig = _signature(spec)
 
@@ -657,7 +662,6 @@ def gradient_function(model: Any, spec: ModelSpec, output: Any, logits: bool) ->
             total = tf.reduce_sum(t)
         return tape.gradient(total, seq), t
 
-    cache[key] = fn
     return fn
 
 
