@@ -11,7 +11,7 @@ Times, in one run on the same synthetic genome and windows:
   ours) and at its default n_jobs=4.
 
 The synthetic genome (random ACGT with N blocks, 60-column lines) and all outputs live in
-``--workdir`` (default /tmp/benchmark_rc_extract), never in the repository. Results (machine,
+``--workdir`` (default: benchmark_rc_extract in the system temp directory), never in the repository. Results (machine,
 versions, parameters, seconds, windows/s and the ratios) go to bench/results/extract.json.
 
     python bench/extract.py [--genome-mb 250] [--n-windows 100000] [--peer-python PY]
@@ -290,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    # temp paths are recorded as $TMPDIR/..., not as this machine's absolute paths
+    text = json.dumps(report, indent=2, default=str).replace(tempfile.gettempdir(), "$TMPDIR")
+    out.write_text(text + "\n")
     for name, res in results.items():
         print(f"{name:>22}: {res['windows_per_s']:>10.0f} windows/s median "
               f"({res['median_total_s']:.2f} s), best {res['windows_per_s_best']:.0f}")

@@ -179,7 +179,9 @@ def _write(report: dict) -> None:
     from benchmark_rc.fileio import atomic_write_text
 
     path = ROOT / "bench" / "results" / "sweep.json"
-    atomic_write_text(path, json.dumps(report, indent=2, default=str))
+    # temp paths are recorded as $TMPDIR/..., not as this machine's absolute paths
+    text = json.dumps(report, indent=2, default=str).replace(tempfile.gettempdir(), "$TMPDIR")
+    atomic_write_text(path, text)
     print(f"wrote {path}", flush=True)
 
 
