@@ -35,6 +35,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+
+def _repo_relative(path: str) -> str:
+    """``path`` relative to the repository when inside it, so results carry no machine paths."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else path
+
 # The peer lives in a throwaway venv outside the repo (see the module docstring).
 TMP = Path(tempfile.gettempdir())
 DEFAULT_PEER = str(TMP / "tgm-venv" / "bin" / "python")
@@ -275,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             "start": load_start, "end": os.getloadavg()}},
         "versions": {"numpy": np.__version__, "h5py": h5py.__version__,
                      "pyfaidx": pyfaidx.__version__},
-        "params": {**vars(args), "genome": str(genome), "bed": str(bed),
+        "params": {**vars(args), "out": _repo_relative(args.out), "genome": str(genome), "bed": str(bed),
                    "genome_bases": int(args.genome_mb * 1e6), "setup_s": setup_s,
                    "peer_python": peer},
         "results": results,

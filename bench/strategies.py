@@ -33,6 +33,12 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+
+def _repo_relative(path: str) -> str:
+    """``path`` relative to the repository when inside it, so results carry no machine paths."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else path
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -234,7 +240,8 @@ def main() -> int:
     report = {
         "benchmark": "training step time per strategy (ratio to standard, same run)",
         "targets": {"rcps-half": "<= 1.15 x standard", "conjoined": "<= 2.1 x standard"},
-        "parameters": vars(args) | {"batch_sizes": BATCH, "rcaug_batch": "2 x (batch + RC)"},
+        "parameters": vars(args) | {"out": _repo_relative(args.out), "batch_sizes": BATCH,
+                                    "rcaug_batch": "2 x (batch + RC)"},
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
