@@ -38,6 +38,9 @@ STRATEGY_ORDER = ("standard", "rcaug", "posthoc", "posthoc-prob", "conjoined", "
                   "rcps", "rcps-avg", "rcps-weighted", "rcps-half", "hybrid-early",
                   "hybrid-later", "hybrid-all")
 BASELINE = "posthoc"
+# Fewest non-zero paired differences for which the Wilcoxon p-value is reported; with one pair
+# scipy returns p = 1 whatever the difference, which reads like a result but is not one.
+MIN_WILCOXON_PAIRS = 2
 _LOG_FLOOR = 1e-12  # rc_divergence values of exactly 0 are drawn at this height on the log axis
 
 
@@ -105,7 +108,11 @@ def _save(fig, stem: Path) -> dict[str, Any]:
 
 
 def _paired_vs_baseline(frame, metric: str, strategies: list[str]) -> dict[str, dict[str, Any]]:
-    """Per strategy: seed-paired differences metric(strategy) - metric(posthoc) and Wilcoxon."""
+    """Per strategy: seed-paired differences metric(strategy) - metric(posthoc) and Wilcoxon.
+
+    ``p`` is NaN (shown as "–") when fewer than :data:`MIN_WILCOXON_PAIRS` differences are
+    non-zero (scipy's default ``zero_method="wilcox"`` drops zero differences).
+    """
     from scipy.stats import wilcoxon
 
     base = frame[frame["strategy"] == BASELINE].set_index("seed")[metric]
@@ -117,7 +124,7 @@ def _paired_vs_baseline(frame, metric: str, strategies: list[str]) -> dict[str, 
         seeds = sorted(set(base.dropna().index) & set(other.dropna().index))
         diffs = np.array([other[s] - base[s] for s in seeds], dtype=float)
         p_value = float("nan")
-        if diffs.size and np.any(diffs != 0):
+        if np.count_nonzero(diffs) >= MIN_WILCOXON_PAIRS:
             try:
                 p_value = float(wilcoxon(diffs).pvalue)
             except ValueError:
@@ -229,7 +236,8 @@ def build_report(sweep_dir: str | os.PathLike) -> dict[str, Any]:
                                          figsize=(4.2 * len(metric_names), 4.2), squeeze=False)
                 panels = []
                 lines += [f"Paired differences to {BASELINE} (same seed), Wilcoxon signed-rank "
-                          "test across seeds:", "",
+                          f"test across seeds (p shown as – when fewer than {MIN_WILCOXON_PAIRS} "
+                          "seed pairs differ, too few for the test):", "",
                           "| strategy | metric | pairs | median difference | p |",
                           "|---|---|---|---|---|"]
                 for ax, m in zip(axes[0], metric_names, strict=True):

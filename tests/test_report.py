@@ -94,3 +94,18 @@ def test_report_cli_and_missing_results(sweep_dir, tmp_path, capsys):
     assert "report.md" in capsys.readouterr().out
     with pytest.raises(UserError, match="no results file"):
         build_report(tmp_path)
+
+
+def test_wilcoxon_not_reported_for_a_single_seed(tmp_path):
+    # with one paired seed scipy's wilcoxon returns p = 1.0; the report must show "not computed"
+    rows = [{"run_id": f"d-{s}", "dataset": "d", "arch": "sim", "strategy": s,
+             "paper_label": LABELS[s], "seed": 1535, "auroc": a, "auprc": a,
+             "rc_divergence": 0.0, "status": "ok"}
+            for s, a in (("posthoc", 0.8), ("rcps", 0.9))]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    build_report(tmp_path)
+    md = (tmp_path / "report" / "report.md").read_text()
+    line = next(ln for ln in md.splitlines() if ln.startswith("| rcps | auroc |"))
+    cells = [c.strip() for c in line.split("|")]
+    assert cells[3] == "1" and cells[4] == "0.1000" and cells[5] == "–"
+    assert "fewer than 2 seed pairs" in md
