@@ -17,8 +17,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
 
     The temporary file lives in the destination directory so the final ``os.replace`` is atomic
-    on POSIX file systems. On any exception the temporary file is removed and ``path`` is left as
-    it was (absent, or the previous complete version).
+    on POSIX file systems; before the rename it gets the mode a plain ``open`` would give
+    (0666 minus the umask), not ``mkstemp``'s owner-only 0600. On any exception the temporary
+    file is removed and ``path`` is left as it was (absent, or the previous complete version).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,10 +28,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():  # mkstemp creates 0600; give the usual umask-based mode
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read from /proc on Linux, else set-and-restore)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -214,10 +214,16 @@ def rc_divergence_logits(forward_logits: np.ndarray, rc_logits: np.ndarray) -> f
     return float(np.mean(np.abs(f - r)))
 
 
-def rc_divergence_profile(forward_logits: np.ndarray, rc_logits: np.ndarray) -> float:
-    """Mean JSD (natural log, unsmoothed) between softmax(forward logits) and the RC-mapped
-    softmax(logits predicted for the RC input); both (N, L, 2). 0 for an equivariant model."""
+def rc_jsd_profile(forward_logits: np.ndarray, rc_logits: np.ndarray) -> np.ndarray:
+    """Per-example JSD (N,) (natural log, unsmoothed, mean over strands) between
+    softmax(forward logits) and the RC-mapped softmax(logits predicted for the RC input);
+    both (N, L, 2). 0 for an equivariant model."""
     p = softmax_profile(forward_logits)
     q = rc_map_profile(softmax_profile(rc_logits))
     _check_profiles(p, q)
-    return float(np.mean(jensen_shannon(p, q, axis=1)))
+    return jensen_shannon(p, q, axis=1).mean(axis=-1)
+
+
+def rc_divergence_profile(forward_logits: np.ndarray, rc_logits: np.ndarray) -> float:
+    """Mean over examples of :func:`rc_jsd_profile`."""
+    return float(np.mean(rc_jsd_profile(forward_logits, rc_logits)))

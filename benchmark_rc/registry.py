@@ -15,7 +15,8 @@ import keras
 from benchmark_rc.architectures import ARCHITECTURES, Architecture, get_architecture
 from benchmark_rc.architectures.base import conjoin_network
 from benchmark_rc.errors import UserError
-from benchmark_rc.sequence import reverse_complement, reverse_control, swap_strands
+from benchmark_rc.layers.conjoin import RC_RULE_FUNCTIONS
+from benchmark_rc.sequence import reverse_complement
 from benchmark_rc.strategies import STRATEGIES, build_logits_network, get_strategy, merge_modes
 
 
@@ -88,17 +89,13 @@ def logits_model(model: keras.Model) -> keras.Model:
     )
 
 
-def _arch_of(model: keras.Model, arch: str | Architecture) -> Architecture:
-    return arch if isinstance(arch, Architecture) else get_architecture(arch)
-
-
-def conjoin(model: keras.Model, arch: str, mode: str = "logit") -> keras.Model:
+def conjoin(model: keras.Model, arch: str | Architecture, mode: str = "logit") -> keras.Model:
     """Post-hoc conjoined model f(x) = merge(g(x), RC_out(g(RC x))) of a trained model.
 
     Args:
         model: a single-strand model of ``arch`` (built by :func:`build_model`, possibly loaded
             from .h5 / .keras).
-        arch: its architecture name.
+        arch: its architecture name (or :class:`Architecture`).
         mode: "logit" (average logits, CJ-posthoc), "prob" (average probabilities:
             sigmoids for sim/binary, per-strand softmax profiles for bpnet; counts averaged),
             "max" (element-wise max of logits).
@@ -109,20 +106,12 @@ def conjoin(model: keras.Model, arch: str, mode: str = "logit") -> keras.Model:
         unchanged; its profile is mapped back (reverse positions, swap strands) and its counts
         swapped before merging.
     """
-    spec = _arch_of(model, arch)
+    spec = arch if isinstance(arch, Architecture) else get_architecture(arch)
     merges = merge_modes(spec, mode)
     g = logits_model(model)
     net = conjoin_network(g, spec, merges, name=f"{model.name}_conjoined_{mode}")
     hp = spec.hparams({})
     return _finalize(net, spec, hp)
-
-
-_NUMPY_RULES = {
-    "regular": reverse_complement,
-    "length": reverse_control,
-    "strands": swap_strands,
-    "none": lambda v: v,
-}
 
 
 def rc_inputs(arch: str, x: Any) -> Any:
@@ -134,7 +123,7 @@ def rc_inputs(arch: str, x: Any) -> Any:
     spec = get_architecture(arch)
     if spec.task == "classification":
         return reverse_complement(x)
-    return {key: _NUMPY_RULES[spec.input_rules[key]](value) for key, value in x.items()}
+    return {key: RC_RULE_FUNCTIONS[spec.input_rules[key]](value) for key, value in x.items()}
 
 
 def rc_outputs(arch: str, y: Any) -> Any:
@@ -146,4 +135,4 @@ def rc_outputs(arch: str, y: Any) -> Any:
     spec = get_architecture(arch)
     if spec.task == "classification":
         return y
-    return {key: _NUMPY_RULES[spec.output_rules[key]](value) for key, value in y.items()}
+    return {key: RC_RULE_FUNCTIONS[spec.output_rules[key]](value) for key, value in y.items()}

@@ -272,6 +272,8 @@ def _failed_runs(results_csv: Path) -> list[str]:
     failed = last[last["status"] != "ok"]
     out = []
     for _, row in failed.iterrows():
-        error = str(row.get("error", "")).splitlines()[0][:200] if "error" in row else ""
+        error = row.get("error")
+        error = str(error).splitlines()[0][:200] if isinstance(error, str) and error else \
+            "(no error recorded)"
         out.append(f"- `{row['run_id']}`: {error}")
     return out

@@ -643,14 +643,12 @@ def _distribution_scope(distribute: str | None) -> Any:
 # Evaluation
 
 
-def _batches(model: Any, data: Any) -> np.ndarray:
-    return np.asarray(model.predict_on_batch(data))
-
-
-def _reverse_complement(t: Any) -> Any:
-    import tensorflow as tf
-
-    return tf.reverse(t, axis=[-2, -1])
+def _predict(model: Any, data: Any) -> Any:
+    """One batch through ``model``: numpy array, or dict of numpy arrays for dict outputs."""
+    out = model.predict_on_batch(data)
+    if isinstance(out, Mapping):
+        return {k: np.asarray(v) for k, v in out.items()}
+    return np.asarray(out)
 
 
 def evaluate_model(model: Any, data: str | os.PathLike, split: str = "test", *,
@@ -662,13 +660,16 @@ def evaluate_model(model: Any, data: str | os.PathLike, split: str = "test", *,
     ``spearman`` (spec §4.5, forward strand only) and ``rc_divergence`` = mean JSD between the
     forward and RC-mapped predicted distributions (RC input: sequence RC'd, control reversed
     along length only, control log count unchanged). Also ``n`` (rows evaluated).
+
+    Every benchmark_rc classifier is sigmoid(layer "logits"), so the probabilities are the
+    sigmoid of the logits already predicted (two passes per batch, x and RC x, not three).
     """
-    import tensorflow as tf
+    from scipy.special import expit
 
     from benchmark_rc import metrics
     from benchmark_rc.data.hdf5 import read_attrs, read_split
     from benchmark_rc.data.pipeline import make_dataset
-    from benchmark_rc.registry import logits_model
+    from benchmark_rc.registry import logits_model, rc_inputs
 
     attrs = read_attrs(data)
     task = attrs.get("task")
@@ -680,34 +681,27 @@ def evaluate_model(model: Any, data: str | os.PathLike, split: str = "test", *,
         source = {k: v[:max_rows] for k, v in arrays.items() if isinstance(v, np.ndarray)}
         margin = int(attrs.get("jitter_margin", 0))
     ds = make_dataset(source, split, batch_size=bs, jitter_margin=margin)
-    logits = logits_model(model)
-    rc = tf.function(_reverse_complement)
+    # the RC rules of the inputs are those of the task's architecture (sim and binary share them)
+    arch = "sim" if task == "classification" else "bpnet"
     if task == "classification":
-        ys, probs, fwd, rev = [], [], [], []
+        logits = logits_model(model)
+        ys, fwd, rev = [], [], []
         for xb, yb in ds:
             ys.append(np.asarray(yb))
-            probs.append(_batches(model, xb))
-            fwd.append(_batches(logits, xb))
-            rev.append(_batches(logits, rc(xb)))
-        y, p = np.concatenate(ys), np.concatenate(probs)
-        out = metrics.classification_metrics(y, p)
-        out["rc_divergence"] = metrics.rc_divergence_logits(np.concatenate(fwd),
-                                                            np.concatenate(rev))
+            fwd.append(_predict(logits, xb))
+            rev.append(_predict(logits, rc_inputs(arch, xb)))
+        y, f = np.concatenate(ys), np.concatenate(fwd).astype(np.float64)
+        out = metrics.classification_metrics(y, expit(f))
+        out["rc_divergence"] = metrics.rc_divergence_logits(f, np.concatenate(rev))
         out["n"] = int(len(y))
         return out
     true, pred, jsd_rc = [], [], []
     for inputs, targets in ds:
-        out_f = model.predict_on_batch(inputs)
-        rc_inputs = {"sequence": rc(inputs["sequence"]),
-                     "control": tf.reverse(inputs["control"], axis=[-2]),
-                     "control_logcount": inputs["control_logcount"]}
-        out_r = model.predict_on_batch(rc_inputs)
-        lf, lr = np.asarray(out_f["profile"]), np.asarray(out_r["profile"])
+        lf = _predict(model, inputs)["profile"]
+        lr = _predict(model, rc_inputs(arch, inputs))["profile"]
         true.append(np.asarray(targets["profile"]))
-        pred.append(metrics.softmax_profile(lf).astype(np.float32))
-        jsd_rc.append(metrics.jensen_shannon(metrics.softmax_profile(lf),
-                                             metrics.rc_map_profile(metrics.softmax_profile(lr)),
-                                             axis=1).mean(axis=-1))
+        pred.append(metrics.softmax_profile(lf).astype(np.float32))  # memory: N x L x 2
+        jsd_rc.append(metrics.rc_jsd_profile(lf, lr))
     result: dict[str, Any] = metrics.profile_metrics(np.concatenate(true), np.concatenate(pred))
     result["rc_divergence"] = float(np.mean(np.concatenate(jsd_rc)))
     result["n"] = int(sum(len(t) for t in true))

@@ -116,3 +116,13 @@ def test_motif_helpers(tmp_path):
         M.load_npz_scores(tmp_path / "ok.npz", tmp_path / "bad.npz")
     one_hot, hyp = M.load_npz_scores(tmp_path / "ok.npz", tmp_path / "ok.npz")
     assert one_hot.shape == (2, 10, 4)
+    # unreadable files and unexpected .npz layouts are user errors naming the file
+    (tmp_path / "text.npz").write_text("not an array")
+    with pytest.raises(UserError, match="text.npz: not a readable"):
+        M.load_npz_scores(tmp_path / "ok.npz", tmp_path / "text.npz")
+    np.savez(tmp_path / "two.npz", a=np.zeros((2, 4, 10)), b=np.zeros((2, 4, 10)))
+    with pytest.raises(UserError, match=r"two.npz: expected an .npz with one array"):
+        M.load_npz_scores(tmp_path / "two.npz", tmp_path / "ok.npz")
+    np.savez(tmp_path / "named.npz", scores=np.ones((2, 4, 10)))
+    _, named = M.load_npz_scores(tmp_path / "ok.npz", tmp_path / "named.npz")
+    assert named.shape == (2, 10, 4) and named.min() == 1.0

@@ -206,3 +206,53 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, good_file):
             writer.append("train", x=X, y=np.zeros((6, 3), np.float32))
     assert good_file.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.h5"]
+
+
+def test_failure_while_finishing_publishes_nothing(tmp_path, monkeypatch):
+    """An error in the final bookkeeping (after the with-block body succeeded) must not rename
+    the half-finished temporary file onto the destination."""
+    out = tmp_path / "late.h5"
+
+    def broken_finish(self):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(DatasetWriter, "_finish", broken_finish)
+    with pytest.raises(OSError, match="disk full"):
+        with DatasetWriter(out, "classification", params={}) as writer:
+            writer.append("train", x=X, y=np.zeros((7, 3), np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_written_files_get_the_umask_mode_not_owner_only(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the published file must have the mode a
+    plain open() gives, so datasets can be shared (e.g. a group-readable data directory)."""
+    import os
+
+    from benchmark_rc.fileio import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "shared.h5"
+        with DatasetWriter(out, "classification", params={}) as writer:
+            writer.append("train", x=X, y=np.zeros((7, 3), np.float32))
+        atomic_write_text(tmp_path / "note.txt", "x")
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "note.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_failure_while_opening_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import benchmark_rc.data.hdf5 as hdf5_module
+
+    def refuse(*args, **kwargs):
+        raise OSError("cannot create")
+
+    monkeypatch.setattr(hdf5_module.h5py, "File", refuse)
+    with pytest.raises(OSError, match="cannot create"):
+        with DatasetWriter(tmp_path / "never.h5", "classification", params={}):
+            pass
+    assert list(tmp_path.iterdir()) == []

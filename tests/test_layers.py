@@ -391,3 +391,14 @@ def test_every_layer_is_registered_under_the_package():
     assert len(classes) >= 10
     for cls in classes:
         assert registered.get(f"benchmark_rc>{cls.__name__}") is cls, cls.__name__
+
+
+def test_frozen_rc_batchnorm_uses_moving_statistics_like_keras():
+    x = rand((3, 12, 6), seed=4) * 2 + 1
+    bn, ref = RevCompConv1DBatchNorm(), keras.layers.BatchNormalization()
+    for layer in (bn, ref):
+        layer.build(x.shape)
+        layer.trainable = False
+    np.testing.assert_allclose(np.asarray(ref(x, training=True)), np.asarray(ref(x)), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(bn(x, training=True)), np.asarray(bn(x)), atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(bn.moving_mean), np.zeros(3))

@@ -292,6 +292,17 @@ def test_validation_errors_with_files(profile_file, tmp_path):
         make_dataset(path, "train", batch_size=4, upsample=0.2)
     with pytest.raises(UserError, match="no such file"):
         make_dataset(tmp_path / "absent.h5", "train", batch_size=4)
+    _, splits = profile_file
+    train = splits["train"]
+    bad_control = {**train, "control": train["control"][:, 1:]}
+    with pytest.raises(UserError, match="control has length 23, /profile has 24"):
+        make_dataset(bad_control, "train", batch_size=4, jitter_margin=MARGIN)
+    bad_logcount = {**train, "control_logcount": train["control_logcount"][:, 0]}
+    with pytest.raises(UserError, match=r"control_logcount has shape \(9,\), expected"):
+        make_dataset(bad_logcount, "train", batch_size=4, jitter_margin=MARGIN)
+    off_centre = {**train, "x": train["x"][:, 1:]}
+    with pytest.raises(UserError, match="minus profile length 24 must be even"):
+        make_dataset(off_centre, "train", batch_size=4, jitter_margin=MARGIN)
     binary_y = np.array([[0.0], [1.0], [0.5]], dtype=np.float32)
     with pytest.raises(UserError, match="needs 0/1 labels"):
         upsampling_plan(binary_y, 0.2, 4)

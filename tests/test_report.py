@@ -102,6 +102,7 @@ def test_wilcoxon_not_reported_for_a_single_seed(tmp_path):
              "paper_label": LABELS[s], "seed": 1535, "auroc": a, "auprc": a,
              "rc_divergence": 0.0, "status": "ok"}
             for s, a in (("posthoc", 0.8), ("rcps", 0.9))]
+    rows.append(dict(rows[0], run_id="d-x", status="failed", error=""))  # empty -> NaN in pandas
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     build_report(tmp_path)
     md = (tmp_path / "report" / "report.md").read_text()
@@ -109,3 +110,4 @@ def test_wilcoxon_not_reported_for_a_single_seed(tmp_path):
     cells = [c.strip() for c in line.split("|")]
     assert cells[3] == "1" and cells[4] == "0.1000" and cells[5] == "–"
     assert "fewer than 2 seed pairs" in md
+    assert "- `d-x`: (no error recorded)" in md

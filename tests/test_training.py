@@ -308,3 +308,42 @@ def test_checkpoint_refuses_resume_with_other_data_stream(tmp_path):
     _check_resumable(tmp_path, TrainConfig(**{**base.to_dict(), "epochs": 50}))  # may change
     with pytest.raises(UserError, match="seed"):
         _check_resumable(tmp_path, TrainConfig(**{**base.to_dict(), "seed": 2}))
+
+
+@pytest.mark.parametrize("strategy", ["standard", "posthoc-prob"])
+def test_classification_evaluation_matches_independent_computation(tmp_path, strategy):
+    """auROC / auPRC on the model's own sigmoid outputs; rc_divergence on its logits."""
+    from scipy.special import expit
+    from sklearn.metrics import average_precision_score
+
+    from benchmark_rc.data.hdf5 import write_dataset
+    from benchmark_rc.registry import build_model, conjoin, logits_model
+    from benchmark_rc.strategies import get_strategy
+    from benchmark_rc.training import evaluate_model
+
+    rng = np.random.default_rng(2)
+    test = _arrays(40, 3)
+    splits = {s: test for s in ("train", "valid", "test")}
+    data = tmp_path / "tiny.h5"
+    write_dataset(data, "classification", splits, params={"generator": "test"})
+    model = build_model("sim", "standard", input_length=LENGTH, num_tasks=2, filters=4,
+                        kernel_sizes=(5,), pool_size=4, pool_stride=4, seed=1)
+    for w in model.trainable_weights:  # random, not the zero biases / unit gammas of the init
+        w.assign(rng.normal(0, 1.0, w.shape))
+    mode = get_strategy(strategy).posthoc
+    if mode:
+        model = conjoin(model, "sim", mode)
+    x = test["x"].astype(np.float32)
+    probs = np.asarray(model.predict_on_batch(x))
+    fwd = np.asarray(logits_model(model).predict_on_batch(x), np.float64)
+    rev = np.asarray(logits_model(model).predict_on_batch(x[:, ::-1, ::-1].copy()), np.float64)
+    np.testing.assert_allclose(expit(fwd), probs, rtol=1e-5, atol=1e-6)
+    scores = evaluate_model(model, data, batch_size=16)
+    assert scores["n"] == 40
+    assert scores["auroc"] == pytest.approx(roc_auc_score(test["y"], probs), abs=1e-6)
+    assert scores["auprc"] == pytest.approx(average_precision_score(test["y"], probs), abs=1e-6)
+    assert scores["rc_divergence"] == pytest.approx(np.mean(np.abs(fwd - rev)), rel=1e-5)
+    if mode:
+        assert scores["rc_divergence"] < 1e-5
+    else:
+        assert scores["rc_divergence"] > 1e-2

@@ -31,8 +31,7 @@ def load_npz_scores(ohe: str | os.PathLike, attr: str | os.PathLike
         path = Path(path)
         if not path.is_file():
             raise UserError(f"{path}: file not found")
-        data = np.load(path)
-        arr = data["arr_0"] if hasattr(data, "files") else data
+        arr = _load_array(path)
         if arr.ndim != 3 or arr.shape[1] != 4:
             raise UserError(f"{path}: expected an (N, 4, L) array as modisco-lite reads, got "
                             f"{arr.shape}")
@@ -40,6 +39,23 @@ def load_npz_scores(ohe: str | os.PathLike, attr: str | os.PathLike
     if arrays[0].shape != arrays[1].shape:
         raise UserError(f"{ohe} {arrays[0].shape} and {attr} {arrays[1].shape} differ in shape")
     return arrays[0], arrays[1]
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """The array of a .npy file, or of a .npz file's ``arr_0`` (or only) entry; UserError for
+    anything else."""
+    try:
+        data = np.load(path)
+    except (OSError, ValueError, EOFError) as err:
+        raise UserError(f"{path}: not a readable .npz/.npy array file ({err})") from None
+    if not hasattr(data, "files"):
+        return np.asarray(data)
+    with data:
+        keys = list(data.files)
+        if "arr_0" not in keys and len(keys) != 1:
+            raise UserError(f"{path}: expected an .npz with one array (arr_0), found entries "
+                            f"{keys}")
+        return data["arr_0" if "arr_0" in keys else keys[0]]
 
 
 def run_modisco(one_hot: np.ndarray, hypothetical: np.ndarray, *, max_seqlets: int = 2000,

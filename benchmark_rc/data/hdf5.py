@@ -82,7 +82,11 @@ class DatasetWriter:
     def __enter__(self) -> DatasetWriter:
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
-        self._file = h5py.File(tmp, "w")
+        try:
+            self._file = h5py.File(tmp, "w")
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
         f = self._file
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["task"] = self.task
@@ -95,13 +99,18 @@ class DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
+        assert self._file is not None
+        failed = None
+        if exc_type is None:
+            try:
                 self._finish()
-        finally:
-            assert self._file is not None
-            self._file.close()
-            self._atomic.__exit__(exc_type, exc, tb)
+            except BaseException as err:  # a failing finish must not publish the file either
+                failed = err
+                exc_type, exc, tb = type(err), err, err.__traceback__
+        self._file.close()
+        self._atomic.__exit__(exc_type, exc, tb)  # renames on success, else removes the temp
+        if failed is not None:
+            raise failed
 
     def append(self, split: str, **arrays: np.ndarray) -> None:
         """Append rows to the arrays of ``split`` (all given arrays must have the same N)."""

@@ -126,6 +126,23 @@ def _load(source: str | os.PathLike | Mapping[str, Any], split: str,
             raise DatasetError(f"{where}/{name} has {len(data[name])} rows, /x has {len(x)}")
     if task == "classification" and np.asarray(data["y"]).ndim != 2:
         raise DatasetError(f"{where}/y has shape {np.shape(data['y'])}, expected (N, T)")
+    if task == "profile":
+        expected = {"profile": (len(x), None, 2), "control": (len(x), None, 2),
+                    "control_logcount": (len(x), 1)}
+        for name, shape in expected.items():
+            got = np.shape(data[name])
+            if len(got) != len(shape) or any(e is not None and g != e
+                                             for g, e in zip(got, shape, strict=False)):
+                raise DatasetError(f"{where}/{name} has shape {got}, expected "
+                                   f"{tuple('P' if e is None else e for e in shape)}")
+        if np.shape(data["control"])[1] != np.shape(data["profile"])[1]:
+            raise DatasetError(f"{where}/control has length {np.shape(data['control'])[1]}, "
+                               f"/profile has {np.shape(data['profile'])[1]}")
+        if (x.shape[1] - np.shape(data["profile"])[1]) % 2 or \
+                x.shape[1] < np.shape(data["profile"])[1]:
+            raise DatasetError(f"{where}: sequence length {x.shape[1]} minus profile length "
+                               f"{np.shape(data['profile'])[1]} must be even and >= 0 (the "
+                               "output window is centred in the input)")
     if margin < 0 or (margin and min(x.shape[1], np.shape(data.get("profile", x))[1])
                       <= 2 * margin):
         raise DatasetError(f"{where}: jitter margin {margin} does not fit windows of length "

@@ -5,7 +5,7 @@ Generative model (every step is symmetric under reverse complement, so the distr
 
 1. Background: i.i.d. bases with P(A) = P(T), P(C) = P(G) (default 0.3 / 0.2 / 0.2 / 0.3) over the
    stored window of ``seq_len + 2J`` bases (J = jitter margin, default 200).
-2. Instances: k ~ Poisson(``mean_motifs``) truncated to [0, ``max_motifs``]; each picks a motif
+2. Instances: k = min(Poisson(``mean_motifs``), ``max_motifs``) (clipped); each picks a motif
    type uniformly, a strand (+1 / -1) with probability 1/2, a sequence sampled from its PWM
    (reverse-complemented for -1), and a start position s with weight
    exp(-(s + (w-1)/2 - (L-1)/2)^2 / (2 sigma_pos^2)) (centre-biased, mirror-symmetric), re-drawn

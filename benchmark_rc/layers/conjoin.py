@@ -12,6 +12,7 @@ A conjoined model is f(x) = merge(g(x), RC_out(g(RC_in x))). The RC rules (DESIG
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -19,8 +20,21 @@ from keras import ops
 
 from benchmark_rc.errors import UserError
 from benchmark_rc.layers.rcps import PACKAGE
+from benchmark_rc.sequence import reverse_complement, reverse_control, swap_strands
 
-RC_RULES = ("regular", "length", "strands", "none")
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+# The one implementation of each RC rule, for numpy arrays and tensors (benchmark_rc.sequence).
+RC_RULE_FUNCTIONS: dict[str, Callable[[Any], Any]] = {
+    "regular": reverse_complement,
+    "length": reverse_control,
+    "strands": swap_strands,
+    "none": _identity,
+}
+RC_RULES = tuple(RC_RULE_FUNCTIONS)
 MERGE_MODES = ("mean", "max", "sigmoid_mean", "softmax_mean")
 
 
@@ -35,13 +49,7 @@ class RCTransform(keras.layers.Layer):
         self.rule = rule
 
     def call(self, inputs: Any) -> Any:
-        if self.rule == "regular":
-            return ops.flip(ops.flip(inputs, axis=-2), axis=-1)
-        if self.rule == "length":
-            return ops.flip(inputs, axis=-2)
-        if self.rule == "strands":
-            return ops.flip(inputs, axis=-1)
-        return inputs
+        return RC_RULE_FUNCTIONS[self.rule](inputs)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape

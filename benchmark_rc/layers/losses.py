@@ -58,6 +58,3 @@ class MultinomialNLL(keras.losses.Loss):
         log_coeff = log_factorial(total) - ops.sum(log_factorial(y_true), axis=1)
         log_like = log_coeff + ops.sum(y_true * log_probs, axis=1)
         return -ops.sum(log_like, axis=-1)
-
-    def get_config(self) -> dict:
-        return super().get_config()

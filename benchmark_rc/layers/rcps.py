@@ -26,6 +26,7 @@ import keras
 from keras import ops
 
 from benchmark_rc.errors import UserError
+from benchmark_rc.sequence import reverse_complement
 
 PACKAGE = "benchmark_rc"
 
@@ -82,11 +83,6 @@ def check_rc_geometry(
             f"(length - kernel) % strides = {(length - eff_k) % strides} != 0: the windows are not "
             "mirror-symmetric and RC equivariance breaks; change the length or the stride"
         )
-
-
-def _flip_rc(x: Any) -> Any:
-    """RC of a regular tensor (..., L, C): reverse length and channels."""
-    return ops.flip(ops.flip(x, axis=-2), axis=-1)
 
 
 def _check_even_channels(channels: int | None, layer: str) -> int:
@@ -236,7 +232,9 @@ class RevCompConv1DBatchNorm(keras.layers.Layer):
     Equivalent to keras-genomics' layer (stack the channel-reversed RC half under the forward half
     along length, normalise F channels over batch x 2L, split back) but computed without the
     stacked copy: per-pair mean and variance are combined from the per-channel moments. Keras
-    BatchNormalization defaults: momentum 0.99, epsilon 1e-3, centre and scale on.
+    BatchNormalization defaults: momentum 0.99, epsilon 1e-3, centre and scale on; like Keras'
+    layer it normalises with the moving statistics when ``trainable`` is False (fine-tuning).
+    Output shape = input shape.
     """
 
     def __init__(
@@ -293,7 +291,7 @@ class RevCompConv1DBatchNorm(keras.layers.Layer):
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = ops.cast(inputs, self.compute_dtype)
-        if training:
+        if training and self.trainable:  # frozen (trainable=False): inference mode, as Keras BN
             # Moments of the stacked (B, 2L, F) tensor from per-channel moments of (B, L, 2F):
             # both halves have B*L entries, so pair statistics are averages of the two channels.
             stat = ops.cast(x, "float32")
@@ -359,7 +357,7 @@ class RevCompSumPool(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         h = self.half
-        merged = inputs[..., :h] + _flip_rc(inputs[..., h:])
+        merged = inputs[..., :h] + reverse_complement(inputs[..., h:])
         if self.scale_factor != 1.0:
             merged = merged * self.scale_factor
         return merged
@@ -422,7 +420,7 @@ class ReverseComplement(keras.layers.Layer):
     """RC of a regular tensor (B, L, C): reverse the length and the channel axes."""
 
     def call(self, inputs: Any) -> Any:
-        return _flip_rc(inputs)
+        return reverse_complement(inputs)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
