@@ -293,7 +293,7 @@ def run_job(job: Job, out_dir: Path, config: Mapping[str, Any], todo: Sequence[s
             if metrics_file.is_file():
                 scores = json.loads(metrics_file.read_text())
             else:
-                model = load_model(train_dir / "model.keras")
+                model = load_model(train_dir / "model.keras", compile=False)  # only predicted
                 mode = get_strategy(strategy).posthoc
                 if mode:
                     model = conjoin(model, job.dataset["arch"], mode)

@@ -24,8 +24,9 @@ Undefined values (NaN handling, a documented deviation from a plain ``np.average
 
 RC-consistency
     :func:`rc_divergence_logits` — mean |f(x) − f(RC x)| of (N, T) logits of an invariant output;
-    :func:`rc_divergence_profile` — mean JSD between the forward predicted distribution and the
-    RC-mapped prediction for the reverse complement (unsmoothed, natural log).
+    :func:`rc_divergence_profile` (per example: :func:`rc_jsd_profile`) — mean JSD between the
+    forward predicted distribution and the RC-mapped prediction for the reverse complement
+    (unsmoothed, natural log).
 """
 
 from __future__ import annotations

@@ -210,6 +210,11 @@ def test_evaluate_and_conjoin_cli(smoke, tmp_path, capsys):
     conj = json.loads(printed[printed.rindex("{"):printed.rindex("}") + 1])
     posthoc = json.loads((out / "runs" / "smoke-sim-posthoc-s1" / "metrics.json").read_text())
     assert conj["auroc"] == pytest.approx(posthoc["auroc"]) and conj["rc_divergence"] < 1e-4
+    # a post-hoc run directory records its arch under base_config
+    posthoc_dir = out / "runs" / "smoke-sim-posthoc-s1"
+    assert main(["conjoin", "--model", str(posthoc_dir), "--mode", "max", "--out",
+                 str(tmp_path / "cj2.keras")]) == 0
+    assert (tmp_path / "cj2.keras").is_file()
 
 
 def test_report_of_smoke_sweep(smoke):

@@ -31,8 +31,13 @@ def run(args: argparse.Namespace) -> int:
         config_path = run_dir / "config.json"
         if not config_path.is_file():
             raise UserError(f"{source}: no config.json next to the model; pass --arch")
-        arch = json.loads(config_path.read_text())["config"]["arch"]
-    model = conjoin(load_model(source), arch, args.mode)
+        run_config = json.loads(config_path.read_text())
+        # a trained run stores its TrainConfig under "config"; a post-hoc run under "base_config"
+        trained = run_config.get("config") or run_config.get("base_config", {}).get("config", {})
+        arch = trained.get("arch")
+        if arch is None:
+            raise UserError(f"{config_path}: no architecture recorded; pass --arch")
+    model = conjoin(load_model(source, compile=False), arch, args.mode)  # conjoin compiles
     out = Path(args.out)
     if out.suffix in (".keras", ".h5"):
         save_model_atomic(model, out)
