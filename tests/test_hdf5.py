@@ -181,6 +181,23 @@ def test_validate_rejects_profile_length_mismatch(profile_file, tmp_path):
         validate(broken)
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: _set("valid/x", np.zeros((4, 31, 4), np.uint8))(f), "do not centre the profile"),
+    (lambda f: _set("valid/x", np.zeros((4, 14, 4), np.uint8))(f), "do not centre the profile"),
+    (lambda f: f.attrs.__setitem__("jitter_margin", 8), "jitter_margin=8 does not fit"),
+    (lambda f: f.attrs.__setitem__("jitter_margin", -1), "jitter_margin=-1 does not fit"),
+])
+def test_validate_rejects_inconsistent_profile_windows(profile_file, tmp_path, edit, message):
+    path, _ = profile_file
+    assert validate(path)["valid"] == 4  # the fixture itself is consistent (30 - 16 even, 16 > 6)
+    broken = tmp_path / "broken_windows.h5"
+    shutil.copy(path, broken)
+    with h5py.File(broken, "a") as f:
+        edit(f)
+    with pytest.raises(DatasetError, match=message):
+        validate(broken)
+
+
 def test_unreadable_files_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         validate(tmp_path / "absent.h5")

@@ -268,7 +268,8 @@ def validate(path: str | os.PathLike, chunk_rows: int = 4096) -> dict[str, int]:
 
     Returns the number of rows per split. Checks: attributes, every split present, the arrays the
     task needs with the right dtype and shape, equal row counts, one-hot rows (0/1 values, at most
-    one 1 per row; all-zero N rows allowed), finite targets, and the coords / motifs tables.
+    one 1 per row; all-zero N rows allowed), finite targets, profile windows centred in the
+    sequence windows and wider than twice ``jitter_margin``, and the coords / motifs tables.
     """
     path = Path(path)
     with _open(path) as f:
@@ -286,11 +287,13 @@ def validate(path: str | os.PathLike, chunk_rows: int = 4096) -> dict[str, int]:
         for split in SPLITS:
             if split not in f:
                 raise DatasetError(f"{path}: split /{split} is missing (need {', '.join(SPLITS)})")
-            counts[split] = _validate_split(path, f[split], task, chunk_rows)
+            counts[split] = _validate_split(path, f[split], task, chunk_rows,
+                                            int(f.attrs.get("jitter_margin", 0)))
     return counts
 
 
-def _validate_split(path: Path, group: h5py.Group, task: str, chunk_rows: int) -> int:
+def _validate_split(path: Path, group: h5py.Group, task: str, chunk_rows: int,
+                    jitter_margin: int = 0) -> int:
     where = f"{path}: /{group.name.strip('/')}"
     n_rows = None
     for name in TASK_ARRAYS[task]:
@@ -308,9 +311,8 @@ def _validate_split(path: Path, group: h5py.Group, task: str, chunk_rows: int) -
             n_rows = ds.shape[0]
         elif ds.shape[0] != n_rows:
             raise DatasetError(f"{where}/{name} has {ds.shape[0]} rows, /x has {n_rows}")
-    if task == "profile" and group["profile"].shape[1] != group["control"].shape[1]:
-        raise DatasetError(f"{where}/control has length {group['control'].shape[1]}, "
-                           f"/profile has {group['profile'].shape[1]}")
+    if task == "profile":
+        _validate_profile_windows(where, group, jitter_margin)
     x = group["x"]
     for start in range(0, x.shape[0], chunk_rows):
         block = x[start:start + chunk_rows]
@@ -335,6 +337,22 @@ def _validate_split(path: Path, group: h5py.Group, task: str, chunk_rows: int) -
         if table in group:
             _validate_table(where, group[table], table, spec, n_rows, x.shape[1])
     return int(n_rows)
+
+
+def _validate_profile_windows(where: str, group: h5py.Group, jitter_margin: int) -> None:
+    """The output window must be centred in the sequence window and survive the jitter crop."""
+    seq_len, out_len = group["x"].shape[1], group["profile"].shape[1]
+    if group["control"].shape[1] != out_len:
+        raise DatasetError(f"{where}/control has length {group['control'].shape[1]}, "
+                           f"/profile has {out_len}")
+    gap = seq_len - out_len
+    if gap < 0 or gap % 2:
+        raise DatasetError(f"{where}: /x length {seq_len} and /profile length {out_len} do not "
+                           "centre the profile window in the sequence (the difference must be "
+                           "even and >= 0)")
+    if jitter_margin < 0 or out_len - 2 * jitter_margin < 1:
+        raise DatasetError(f"{where}: attribute jitter_margin={jitter_margin} does not fit the "
+                           f"stored profile length {out_len} (need 0 <= 2 * margin < length)")
 
 
 def _validate_table(where: str, group: h5py.Group, table: str, spec: dict[str, Any],
