@@ -118,7 +118,7 @@ def collect() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
-    devices = [f"{d.device_type}:{d.name.split(':', 1)[-1]}" for d in tf.config.list_physical_devices()]
+    devices = [d.name.removeprefix("/physical_device:") for d in tf.config.list_physical_devices()]
     layers = self_check()
     return {
         "benchmark_rc": __version__,
@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"Keras backend: {report['keras_backend']}")
     print(f"Devices: {', '.join(report['devices'])}" + ("" if report["gpu_available"]
                                                          else "  (no GPU: running on CPU)"))
-    print(f"Registered layers ({len(report['registered_layers'])}), serialisation round trip:")
+    print(f"Registered Keras objects ({len(report['registered_layers'])} layers and losses), "
+          "serialisation round trip:")
     for name, status in report["registered_layers"].items():
         print(f"  {name:<40} {status}")
     print(f"Model save/load (.keras, .h5, safe_mode): {report['model_round_trip']}")
