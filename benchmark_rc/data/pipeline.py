@@ -243,6 +243,8 @@ def _upsampled_indices(y: np.ndarray, fraction: float, seed: int, where: str) ->
 
 
 def _rc(x: Any) -> Any:
+    """sequence.reverse_complement in plain TF ops: tf.data maps must stay TensorFlow graphs
+    whatever the Keras backend, while the shared helper dispatches through keras.ops."""
     import tensorflow as tf
 
     return tf.reverse(x, axis=[-2, -1])
