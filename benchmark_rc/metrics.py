@@ -87,12 +87,14 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray, axis: int = -1) -> np.ndarray:
     """Jensen–Shannon divergence (natural log) along ``axis`` after renormalising p and q to sum 1.
 
     Zero-probability terms contribute 0 (``scipy.special.rel_entr``); a slice summing to 0 gives
-    NaN. Not the JS *distance* (no square root). Max value ln 2 (disjoint supports).
+    NaN. Not the JS *distance* (no square root). Max value ln 2 (disjoint supports); clamped at
+    0 because for p ≈ q the terms cancel and round-off leaves sums like -1e-18 (NaN stays NaN).
     """
     p = _normalise(np.asarray(p, dtype=np.float64), axis)
     q = _normalise(np.asarray(q, dtype=np.float64), axis)
     m = 0.5 * (p + q)
-    return 0.5 * (special.rel_entr(p, m).sum(axis=axis) + special.rel_entr(q, m).sum(axis=axis))
+    js = 0.5 * (special.rel_entr(p, m).sum(axis=axis) + special.rel_entr(q, m).sum(axis=axis))
+    return np.maximum(js, 0.0)
 
 
 def smooth_profile(profile: np.ndarray) -> np.ndarray:
