@@ -15,7 +15,7 @@ WORKDIR /opt/benchmark_rc
 COPY requirements.txt ./
 RUN python -m pip install --no-cache-dir -r requirements.txt
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md benchmark_rc_launcher.py ./
 COPY benchmark_rc ./benchmark_rc
 COPY data_prep ./data_prep
 RUN python -m pip install --no-cache-dir --no-deps . \

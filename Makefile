@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/benchmark-rc sweep --preset quick --out $(DEMO_OUT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check benchmark_rc data_prep tests bench
+	$(BIN)/ruff check benchmark_rc benchmark_rc_launcher.py data_prep tests bench
 
 test: lint
 	$(BIN)/python -m pytest -q

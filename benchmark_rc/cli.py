@@ -1,8 +1,11 @@
 """`benchmark-rc` command line.
 
 Each subcommand lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``;
-those modules import nothing heavy at top level so ``--help`` stays fast. A :class:`UserError`
-is printed as ``error: ...`` without a traceback and exits with status 2.
+those modules import nothing heavy at top level so ``--help`` stays fast. A module that needs no
+Keras sets ``USES_KERAS = False``; before any other command runs, the custom layers are
+registered (the launcher, ``benchmark_rc_launcher``, defers that so start-up stays light;
+:mod:`benchmark_rc.startup` keeps TensorFlow's native start-up lines off stderr). A
+:class:`UserError` is printed as ``error: ...`` without a traceback and exits with status 2.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in _available_commands().items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         module.configure(command_parser)
-        command_parser.set_defaults(_run=module.run)
+        command_parser.set_defaults(_run=module.run, _module=module)
     return parser
 
 
@@ -63,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args._module, "USES_KERAS", True):
+            from benchmark_rc.startup import register_layers_quietly
+
+            register_layers_quietly()
         return int(args._run(args) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -78,14 +78,15 @@ def self_check() -> dict[str, str]:
 
 
 def model_round_trip() -> str:
-    """Save an RCPS sim model as .keras and .h5, reload with safe_mode, compare outputs."""
+    """Save an RCPS sim model as .keras and .h5, reload each with :func:`benchmark_rc.load_model`
+    (default ``safe_mode``), compare outputs."""
     import tempfile
     from pathlib import Path
 
-    import keras
     import numpy as np
 
     import benchmark_rc
+    from benchmark_rc.training import save_model_atomic
 
     model = benchmark_rc.build_model("sim", "rcps", input_length=200)
     x = np.random.default_rng(0).random((4, 200, 4), dtype=np.float32)
@@ -93,10 +94,10 @@ def model_round_trip() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         for suffix in (".keras", ".h5"):
             path = Path(tmp) / f"model{suffix}"
-            model.save(path)
-            reloaded = keras.models.load_model(path, safe_mode=True)
+            save_model_atomic(model, path)
+            reloaded = benchmark_rc.load_model(path, compile=False)
             diff = float(np.max(np.abs(reloaded.predict(x, verbose=0) - expected)))
-            if diff > 0:
+            if diff > 0:  # exact: the same weights run through the same kernels
                 return f"FAILED: {suffix} reload differs by {diff:g}"
     return "ok"
 
@@ -106,11 +107,11 @@ def collect() -> dict:
     import platform
     from importlib import metadata
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 
     from benchmark_rc._version import __version__
+    from benchmark_rc.startup import gpu_driver_present
 
     versions = {}
     for package in PACKAGES:
@@ -128,9 +129,24 @@ def collect() -> dict:
         "keras_backend": keras.backend.backend(),
         "devices": devices,
         "gpu_available": any(d.startswith("GPU") for d in devices),
+        "nvidia_driver": gpu_driver_present(),
+        "tf_cpp_min_log_level": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"),
         "registered_layers": layers,
         "model_round_trip": model_round_trip(),
     }
+
+
+def _device_note(report: dict) -> str:
+    """What the device list means, and where TensorFlow's own GPU messages went."""
+    level = report["tf_cpp_min_log_level"]
+    if report["gpu_available"]:
+        return f"GPU in use (TensorFlow C++ log level {level})."
+    if report["nvidia_driver"]:
+        return (f"an NVIDIA driver is loaded but TensorFlow found no usable GPU: running on CPU. "
+                f"Rerun with TF_CPP_MIN_LOG_LEVEL=0 to see TensorFlow's CUDA messages "
+                f"(now {level}).")
+    return (f"no NVIDIA driver on this machine: running on CPU (TensorFlow's failed CUDA probe "
+            f"is not shown at log level {level}; TF_CPP_MIN_LOG_LEVEL=0 shows it).")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,12 +160,14 @@ def run(args: argparse.Namespace) -> int:
     for package, version in report["versions"].items():
         print(f"  {package:<14} {version}")
     print(f"Keras backend: {report['keras_backend']}")
-    print(f"Devices: {', '.join(report['devices'])}" + ("" if report["gpu_available"]
-                                                         else "  (no GPU: running on CPU)"))
+    print(f"Devices: {', '.join(report['devices'])}")
+    print(f"  {_device_note(report)}")
     print(f"Registered Keras objects ({len(report['registered_layers'])} layers and losses), "
           "serialisation round trip:")
     for name, status in report["registered_layers"].items():
         print(f"  {name:<40} {status}")
     print(f"Model save/load (.keras, .h5, safe_mode): {report['model_round_trip']}")
+    print("  Load saved models with benchmark_rc.load_model(path) (a .keras/.h5 file or a run "
+          "directory),\n  or import benchmark_rc before keras.models.load_model(path).")
     print("doctor: all checks passed" if ok else "doctor: SOME CHECKS FAILED")
     return 0 if ok else 1

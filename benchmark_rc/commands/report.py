@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+# Needs neither Keras nor TensorFlow: the command line skips registering the layers.
+USES_KERAS = False
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="sweep directory holding results.csv")
