@@ -268,9 +268,9 @@ def run_job(job: Job, out_dir: Path, config: Mapping[str, Any], todo: Sequence[s
     An error in training fails every row of the job; an error in one row's evaluation fails
     that row. KeyboardInterrupt propagates (the checkpoint allows a resume).
     """
-    from benchmark_rc.registry import conjoin
+    from benchmark_rc.registry import conjoin, load_model
     from benchmark_rc.strategies import get_strategy
-    from benchmark_rc.training import evaluate_model, load_model, save_model_files, train_run
+    from benchmark_rc.training import evaluate_model, save_model_files, train_run
 
     rows = []
     try:

@@ -1,4 +1,5 @@
-"""Model registry: build_model / list_* / conjoin / logits_model (the public API of DESIGN.md).
+"""Model registry: build_model / list_* / conjoin / logits_model / load_model (the public API of
+DESIGN.md).
 
 Every sim/binary model ends with a layer named ``logits`` (N, T) followed by a sigmoid layer
 ``probabilities``; bpnet models output a dict of logits ``profile`` (N, 1000, 2) and log counts
@@ -8,6 +9,8 @@ break .h5 loading, keras3_notes §1).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -28,6 +31,27 @@ def list_architectures() -> list[str]:
 def list_strategies() -> list[str]:
     """Registered strategy names (DESIGN.md order)."""
     return list(STRATEGIES)
+
+
+def load_model(path: str | os.PathLike, compile: bool = True) -> keras.Model:
+    """Load a model saved by benchmark_rc: a .keras or .h5 file, or a run directory (its
+    model.keras).
+
+    Every custom layer and loss is registered first (importing this module does it), and the file
+    is read with Keras' default ``safe_mode=True``: no pickled code runs. ``compile=False`` skips
+    restoring the optimizer and losses, for prediction only. Raises :class:`UserError` naming the
+    file when it is missing or is not a loadable Keras model.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file (expected a .keras or .h5 file or a run "
+                        "directory holding model.keras)")
+    try:
+        return keras.models.load_model(path, compile=compile, safe_mode=True)
+    except Exception as err:  # Keras raises ValueError, TypeError, OSError, KeyError, ...
+        raise UserError(f"{path}: cannot be loaded as a Keras model ({err})") from err
 
 
 def _finalize(net: keras.Model, arch: Architecture, hp: dict[str, Any]) -> keras.Model:

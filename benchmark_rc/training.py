@@ -210,24 +210,6 @@ def save_model_files(model: Any, run_dir: str | os.PathLike) -> None:
         save_model_atomic(model, Path(run_dir) / name)
 
 
-def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
-    """Load a .keras / .h5 model saved by benchmark_rc (custom layers registered)."""
-    import keras
-
-    import benchmark_rc.registry  # noqa: F401  (registers the custom layers)
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.keras"
-    if not path.is_file():
-        raise UserError(f"{path}: no such model file (expected a .keras or .h5 file or a run "
-                        "directory holding model.keras)")
-    try:
-        return keras.models.load_model(path, compile=compile)
-    except Exception as err:
-        raise UserError(f"{path}: cannot be loaded as a Keras model ({err})") from err
-
-
 def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The config.json of a finished run, or None."""
     path = Path(run_dir) / CONFIG_FILE

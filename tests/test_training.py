@@ -233,7 +233,7 @@ def test_profile_val_loss_is_the_multinomial_nll(profile_runs):
     from scipy.special import softmax
     from scipy.stats import multinomial
 
-    from benchmark_rc.training import load_model
+    from benchmark_rc.registry import load_model
 
     data, runs = profile_runs
     summary, run_dir = runs["rcps"]
@@ -255,7 +255,8 @@ def test_profile_val_loss_is_the_multinomial_nll(profile_runs):
 
 def test_profile_evaluation_and_rc_divergence(profile_runs):
     from benchmark_rc import metrics
-    from benchmark_rc.training import evaluate_model, load_model
+    from benchmark_rc.registry import load_model
+    from benchmark_rc.training import evaluate_model
 
     data, runs = profile_runs
     scores = {s: evaluate_model(load_model(d / "model.keras"), data) for s, (_, d) in runs.items()}

@@ -66,9 +66,12 @@ class Architecture:
 
 
 def _model_io(arch: Architecture, inputs: dict[str, Any], outputs: Any) -> tuple[Any, Any]:
+    """Model inputs: the sequence alone, or a list in the documented order (``make_inputs``'
+    order, e.g. sequence, control, control_logcount) so that callers may pass a list in that
+    order or a dict by name; a dict of inputs would make Keras sort them by name."""
     if arch.task == "classification":
         return inputs["sequence"], outputs
-    return dict(inputs), outputs
+    return list(inputs.values()), outputs
 
 
 def build_network(

@@ -21,8 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmark_rc.errors import UserError
-    from benchmark_rc.registry import conjoin
-    from benchmark_rc.training import load_model, save_model_atomic, save_model_files
+    from benchmark_rc.registry import conjoin, load_model
+    from benchmark_rc.training import save_model_atomic, save_model_files
 
     source = Path(args.model)
     run_dir = source if source.is_dir() else source.parent

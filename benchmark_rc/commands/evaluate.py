@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from benchmark_rc.fileio import atomic_write_text
-    from benchmark_rc.training import evaluate_model, load_model
+    from benchmark_rc.registry import load_model
+    from benchmark_rc.training import evaluate_model
 
     model = load_model(args.model, compile=False)
     scores = evaluate_model(model, args.data, args.split, batch_size=args.batch_size,
