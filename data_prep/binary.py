@@ -1,16 +1,16 @@
 """`prepare binary`: TF ChIP-seq peaks vs background windows (spec/paper.md §3.1).
 
 Positives are ``window``-bp windows centred on the peak summits (narrowPeak column 10) or
-interval centres; negatives are windows centred on background regions (``--negatives``, e.g.
-DNase peaks) that overlap no peak and no positive window (each widened by ``flank``), and/or
-random genomic windows whose GC-content histogram matches the positives of the same split
-(``--gc-negatives RATIO``). Label y = 1 for positives, 0 for negatives, shape (N, 1).
+interval midpoints (BED, BED12, gappedPeak, ...); negatives are windows centred on background
+regions (``--negatives``, e.g. DNase peaks) that overlap no peak and no positive window (each
+widened by ``flank``), and/or random genomic windows whose GC-content histogram matches the
+positives of the same split (``--gc-negatives RATIO``). Label y = 1 for positives, 0 for negatives, shape (N, 1).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,149 +18,160 @@ import numpy as np
 
 from benchmark_rc.data.hdf5 import DatasetWriter
 from benchmark_rc.errors import UserError
+from data_prep.chroms import ChromAliases
 from data_prep.common import (
     Log,
+    Tally,
     format_summary,
-    make_splits,
     read_blacklist,
     read_checked,
+    require_every_split,
     select_windows,
     stderr_log,
     versions,
 )
-from data_prep.extract import write_windows
+from data_prep.extract import ExtractStats, write_windows
 from data_prep.genome import Genome, gc_fraction, n_fraction
-from data_prep.regions import (
-    SPLIT_NAMES,
-    IntervalIndex,
-    Regions,
-    concat_regions,
-    group_by_chrom,
-)
+from data_prep.regions import IntervalIndex, Regions, concat_regions, group_by_chrom
+from data_prep.splits import SPLIT_NAMES, SplitLayout, build_layout
+
+Chroms = Sequence[str] | str | None
 
 
 def prepare_binary(genome: str | os.PathLike, peaks: str | os.PathLike, out: str | os.PathLike,
                    *, negatives: str | os.PathLike | None = None, gc_negatives: float = 0.0,
                    blacklist: str | os.PathLike | None = None, window: int = 1000,
-                   flank: int = 0, max_n: float = 0.1, valid_chroms: Sequence[str] = ("chr1",),
-                   test_chroms: Sequence[str] = ("chr2",),
-                   train_chroms: Sequence[str] | None = None, gc_bins: int = 20, seed: int = 0,
-                   chunk_size: int = 4096, progress: bool = True,
-                   log: Log = stderr_log) -> dict[str, Any]:
+                   flank: int = 0, max_n: float = 0.1, valid_chroms: Chroms = None,
+                   test_chroms: Chroms = None, train_chroms: Chroms = None,
+                   valid_regions: Chroms = None, test_regions: Chroms = None,
+                   holdout_fraction: str | Sequence[float] | None = None,
+                   peak_format: str = "auto", chrom_aliases: str | os.PathLike | None = None,
+                   gc_bins: int = 20, seed: int = 0, chunk_size: int = 4096,
+                   progress: bool = True, log: Log = stderr_log) -> dict[str, Any]:
     """Build a classification dataset (x (N, window, 4) uint8, y (N, 1) float32, coords) at
     ``out``; returns the counts summary (also stored in the file's params under ``counts``).
 
-    Raises :class:`UserError` for bad input; no file is left at ``out`` on any error.
+    Splits: see :func:`data_prep.splits.build_layout` (default: valid chr1, test chr2, unless
+    regions or a hold-out fraction are given). ``peak_format`` ("auto", "bed", "narrowPeak")
+    applies to ``peaks``; ``negatives`` are read as "auto". ``chrom_aliases`` ("auto" or a
+    two-column file) maps chromosome names of every input to the FASTA's.
+
+    Raises :class:`UserError` for bad input, and when a split ends up without positives or
+    negatives; no file is left at ``out`` on any error.
     """
     if negatives is None and not gc_negatives:
         raise UserError("prepare binary needs negatives: give --negatives BED and/or "
                         "--gc-negatives RATIO")
     _check_options(window=window, flank=flank, max_n=max_n, gc_negatives=gc_negatives,
                    gc_bins=gc_bins, chunk_size=chunk_size)
-    params = {
+    params: dict[str, Any] = {
         "command": "prepare binary", "genome": _abs(genome), "peaks": _abs(peaks),
         "negatives": _abs(negatives), "gc_negatives": gc_negatives, "blacklist": _abs(blacklist),
-        "window": window, "flank": flank, "max_n": max_n, "valid_chroms": list(valid_chroms),
-        "test_chroms": list(test_chroms),
-        "train_chroms": None if train_chroms is None else list(train_chroms),
+        "window": window, "flank": flank, "max_n": max_n, "peak_format": peak_format,
         "gc_bins": gc_bins, "seed": seed, "versions": versions(),
     }
     counts: dict[str, Any] = {"peaks": {}}
     if blacklist is not None:
         counts["blacklist"] = {}
-    if negatives is not None:
-        counts["negatives"] = {}
     with Genome(genome) as gen:
-        split_of = make_splits(gen, valid_chroms, test_chroms, train_chroms, log)
-        peak_records = read_checked(peaks, "peaks", gen, counts["peaks"])
-        black = read_blacklist(blacklist, gen, counts.get("blacklist", {}))
-        positives = select_windows(peak_records, window, gen, split_of, black, counts["peaks"])
+        aliases = ChromAliases(gen.sizes, gen.path, chrom_aliases)
+        layout, split_record = build_layout(
+            aliases, gen.sizes, valid_chroms=valid_chroms, test_chroms=test_chroms,
+            train_chroms=train_chroms, valid_regions=valid_regions, test_regions=test_regions,
+            holdout_fraction=holdout_fraction, defaults=(("chr1",), ("chr2",)), log=log)
+        params.update(split_record)
+        peak_records = read_checked(peaks, "peaks", gen, aliases, counts["peaks"], peak_format)
+        black = read_blacklist(blacklist, gen, aliases, counts.get("blacklist", {}))
+        tallies = {"peaks": Tally(counts["peaks"], "peak")}
+        positives = select_windows(peak_records, window, gen, layout, black, tallies["peaks"])
         # negatives may touch neither a peak nor a positive window (flank added to both)
         exclude = IntervalIndex(
             np.concatenate([peak_records.chrom, positives.chrom]),
             np.concatenate([peak_records.start, positives.start]),
             np.concatenate([peak_records.end, positives.end]), flank=flank)
-        parts = [positives]
+        parts = {"peaks": positives}
         if negatives is not None:
-            neg_records = read_checked(negatives, "negatives", gen, counts["negatives"])
-            neg = select_windows(neg_records, window, gen, split_of, black, counts["negatives"])
+            counts["negatives"] = {}
+            tally = tallies["negatives"] = Tally(counts["negatives"], "background (--negatives)")
+            neg_records = read_checked(negatives, "negatives", gen, aliases, counts["negatives"])
+            neg = select_windows(neg_records, window, gen, layout, black, tally)
             hit = exclude.overlaps(neg.chrom, neg.start, neg.end)
-            counts["negatives"]["overlapping_a_positive"] = int(hit.sum())
-            parts.append(neg.take(~hit))
+            parts["negatives"] = tally.keep(neg, ~hit, "overlapping_a_positive")
         if gc_negatives:
             counts["gc_negatives"] = {}
-            parts.append(sample_gc_negatives(
-                gen, positives, split_of, ratio=gc_negatives, window=window, bins=gc_bins,
+            tally = tallies["gc_negatives"] = Tally(counts["gc_negatives"],
+                                                    "GC-matched (--gc-negatives)")
+            parts["gc_negatives"] = sample_gc_negatives(
+                gen, positives, layout, ratio=gc_negatives, window=window, bins=gc_bins,
                 max_n=max_n, exclude=exclude, blacklist=black, seed=seed,
-                chunk_size=chunk_size, counts=counts["gc_negatives"], log=log))
-        labels = np.concatenate([np.ones(len(positives), np.float32)]
-                                + [np.zeros(len(p), np.float32) for p in parts[1:]])
-        windows = concat_regions(parts)
-        per_split = {s: {"positive": 0, "negative": 0} for s in SPLIT_NAMES}
+                chunk_size=chunk_size, tally=tally, log=log)
+        classes = {"positive": [tallies["peaks"]],
+                   "negative": [t for name, t in tallies.items() if name != "peaks"]}
+        summary = "prepare binary: counts so far"
+        require_every_split(layout, classes, format_summary(summary, counts), log)
+        source = np.concatenate([np.full(len(p), i, np.int64)
+                                 for i, p in enumerate(parts.values())])
+        labels = (source == 0).astype(np.float32)
+        windows = concat_regions(list(parts.values()))
 
         def arrays(chrom: str, chunk: Regions, x: np.ndarray, idx: np.ndarray) -> dict:
-            y = labels[idx]
-            split = split_of[chrom]
-            per_split[split]["positive"] += int(y.sum())
-            per_split[split]["negative"] += int(len(y) - y.sum())
-            return {"y": y[:, None]}
+            return {"y": labels[idx][:, None]}
 
         with DatasetWriter(out, "classification", params) as writer:
-            stats = write_windows(writer, gen, windows, window, split_of, arrays, max_n=max_n,
+            stats = write_windows(writer, gen, windows, window, None, arrays, max_n=max_n,
                                   chunk_size=chunk_size, progress=progress)
-            dropped = labels[np.concatenate([np.zeros(0, np.int64), *stats.too_many_n])]
-            counts["peaks"]["too_many_n"] = int(dropped.sum())
-            counts["negatives" if negatives is not None else "gc_negatives"]["too_many_n"] = int(
-                len(dropped) - dropped.sum())
-            counts["written"] = per_split
+            for i, tally in enumerate(tallies[name] for name in parts):
+                for reason, found in (("too_many_n", stats.too_many_n), ("written", stats.kept)):
+                    idx = ExtractStats.indices(found)
+                    tally.add(reason, windows.split[idx[source[idx] == i]])
+            counts["written"] = {
+                s: {"positive": tallies["peaks"].by_split[s].get("written", 0),
+                    "negative": sum(t.by_split[s].get("written", 0)
+                                    for t in classes["negative"])}
+                for s in SPLIT_NAMES}
+            params.update(aliases.record())
+            writer.params.update(params, counts=counts)
+            require_every_split(layout, classes, format_summary(summary, counts), log)
             total = sum(stats.written.values())
-            if total == 0:
-                raise UserError(f"no windows left to write to {out} (see the counts: "
-                                f"{counts})")
-            writer.params["counts"] = counts
     log(format_summary(f"prepare binary: wrote {total} windows to {out}", counts))
     return counts
 
 
-def sample_gc_negatives(genome: Genome, positives: Regions, split_of: Mapping[str, str], *,
+def sample_gc_negatives(genome: Genome, positives: Regions, layout: SplitLayout, *,
                         ratio: float, window: int, bins: int, max_n: float,
                         exclude: IntervalIndex, blacklist: IntervalIndex | None, seed: int,
-                        chunk_size: int, counts: dict[str, Any], log: Log,
+                        chunk_size: int, tally: Tally, log: Log,
                         max_rounds: int = 50) -> Regions:
     """Random ``window``-bp windows, ``ratio`` per positive, drawn per split from that split's
-    chromosomes (uniform over positions) so that the histogram of GC fraction (``bins`` equal
-    bins on [0, 1]) matches the positives of the split. Candidates overlapping ``exclude`` or the
-    blacklist, or with more than ``max_n`` N, are rejected. Shortfalls are counted and warned.
+    positions (uniform over the windows lying wholly inside one of its segments, so none
+    crosses into another split) so that the histogram of GC fraction (``bins`` equal bins on
+    [0, 1]) matches the positives of the split. Candidates overlapping ``exclude`` or the
+    blacklist, or with more than ``max_n`` N, are rejected. The ``tally`` counts the windows
+    requested and, as the drop reason ``shortfall``, those not found; shortfalls are warned.
     """
     rng = np.random.default_rng(seed)
     pos_gc, pos_ok = _positive_gc(genome, positives, window, max_n, chunk_size)
-    pos_split = np.array([split_of[c] for c in positives.chrom], dtype=object)
-    chosen: list[tuple[str, int]] = []
-    counts["requested"] = 0
-    counts["shortfall"] = 0
-    for split in SPLIT_NAMES:
-        mask = (pos_split == split) & pos_ok
+    chosen: list[tuple[str, int, int]] = []
+    for code in range(len(SPLIT_NAMES)):
+        mask = (positives.split == code) & pos_ok
         if not mask.any():
             continue
         hist = np.bincount(_gc_bin(pos_gc[mask], bins), minlength=bins)
         quota = np.round(hist * ratio).astype(np.int64)
-        counts["requested"] += int(quota.sum())
-        chroms = [c for c, s in split_of.items() if s == split and genome.sizes[c] >= window]
-        if not chroms:
-            counts["shortfall"] += int(quota.sum())
-            continue
-        span = np.array([genome.sizes[c] - window + 1 for c in chroms], np.float64)
+        tally.add("windows", np.full(int(quota.sum()), code))
+        segments = [(c, s, e) for c, s, e in layout.intervals(code) if e - s >= window]
+        span = np.array([e - s - window + 1 for _, s, e in segments], np.float64)
         taken: set[tuple[str, int]] = set()
-        for _ in range(max_rounds):
+        for _ in range(max_rounds if segments else 0):
             need = int(quota.sum())
             if need == 0:
                 break
             n = max(4 * need, 256)
-            which = rng.choice(len(chroms), size=n, p=span / span.sum())
-            starts = (rng.random(n) * span[which]).astype(np.int64)
-            for ci, members in group_by_chrom(which.astype(str)).items():
-                chrom = chroms[int(ci)]
-                st = np.sort(starts[members])
+            which = rng.choice(len(segments), size=n, p=span / span.sum())
+            offsets = (rng.random(n) * span[which]).astype(np.int64)
+            for si, members in group_by_chrom(which.astype(str)).items():
+                chrom, seg_start, _ = segments[int(si)]
+                st = np.sort(offsets[members]) + seg_start
                 ok = ~exclude.overlaps(np.full(len(st), chrom, object), st, st + window)
                 if blacklist is not None:
                     ok &= ~blacklist.overlaps(np.full(len(st), chrom, object), st, st + window)
@@ -174,16 +185,18 @@ def sample_gc_negatives(genome: Genome, positives: Regions, split_of: Mapping[st
                     if quota[b] > 0 and (chrom, start) not in taken:
                         taken.add((chrom, start))
                         quota[b] -= 1
-        chosen.extend(sorted(taken))
-        counts["shortfall"] += int(quota.sum())
-    counts["sampled"] = len(chosen)
-    if counts["shortfall"]:
-        log(f"warning: {counts['shortfall']} GC-matched negative(s) could not be found in "
+        chosen.extend((chrom, start, code) for chrom, start in sorted(taken))
+        tally.add("shortfall", np.full(int(quota.sum()), code))
+    tally.counts.setdefault("shortfall", 0)
+    tally.counts.setdefault("windows", 0)
+    if tally.counts["shortfall"]:
+        log(f"warning: {tally.counts['shortfall']} GC-matched negative(s) could not be found in "
             f"{max_rounds} rounds of sampling (rare GC bins)")
-    chrom = np.array([c for c, _ in chosen], dtype=object)
-    start = np.array([s for _, s in chosen], dtype=np.int64)
+    chrom = np.array([c for c, _, _ in chosen], dtype=object)
+    start = np.array([s for _, s, _ in chosen], dtype=np.int64)
     return Regions("random GC-matched", chrom, start, start + window, start + window // 2,
-                   np.ones(len(start), np.int8), np.zeros(len(start), np.int64))
+                   np.ones(len(start), np.int8), np.zeros(len(start), np.int64),
+                   split=np.array([c for _, _, c in chosen], dtype=np.int8))
 
 
 def _positive_gc(genome: Genome, positives: Regions, window: int, max_n: float,

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+# Needs neither Keras nor TensorFlow: the command line skips registering the layers.
+USES_KERAS = False
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``binary`` and ``profile`` sub-commands and their options."""
@@ -16,8 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     binary = sub.add_parser(
         "binary", help="peaks vs background windows for binary classification (paper §3)",
         description="Positives: windows centred on peak summits (narrowPeak column 10) or "
-                    "centres. Negatives: background windows overlapping no positive, and/or "
-                    "GC-matched random windows. Splits by chromosome.")
+                    "interval midpoints. Negatives: background windows overlapping no "
+                    "positive, and/or GC-matched random windows. Splits by chromosome or by "
+                    "position.")
     _common(binary, valid="chr1", test="chr2")
     binary.add_argument("--negatives", metavar="BED",
                         help="background regions (BED/narrowPeak, e.g. DNase peaks); windows "
@@ -39,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "profile", help="BPNet-style base-resolution profile data (paper §4)",
         description="Sequence windows centred on peak summits, stranded target profiles, "
                     "strand-summed control with raw and smoothed channels, widened by a jitter "
-                    "margin on each side. Splits by chromosome.")
+                    "margin on each side. Splits by chromosome or by position.")
     _common(profile, valid="chr1,chr8,chr9", test="chr2,chr3,chr4")
     for flag, role in (("--plus", "target + strand"), ("--minus", "target - strand"),
                        ("--control-plus", "control + strand"),
@@ -63,34 +67,58 @@ def _common(parser: argparse.ArgumentParser, valid: str, test: str) -> None:
     parser.add_argument("--genome", required=True, metavar="FASTA",
                         help="genome FASTA, plain or bgzip (index built if missing)")
     parser.add_argument("--peaks", required=True, metavar="BED",
-                        help="peaks: BED or narrowPeak, plain or gzip")
+                        help="peaks: BED, narrowPeak, BED12, ..., plain or gzip")
+    parser.add_argument("--peak-format", choices=("auto", "bed", "narrowPeak"), default="auto",
+                        help="how to centre the peaks: narrowPeak = on the summit (column 10), "
+                             "bed = on the interval midpoint; auto (default) = narrowPeak for "
+                             "files of exactly 10 columns, else bed (BED12's column 10 is the "
+                             "block count, not a summit)")
     parser.add_argument("--out", required=True, metavar="H5", help="output HDF5 dataset")
     parser.add_argument("--blacklist", metavar="BED",
                         help="drop windows overlapping these regions")
     parser.add_argument("--max-n", type=float, default=0.1,
                         help="drop windows with a larger fraction of N / non-ACGT bases "
                              "(default 0.1)")
-    parser.add_argument("--valid-chroms", default=valid,
-                        help=f"comma-separated validation chromosomes (default {valid})")
-    parser.add_argument("--test-chroms", default=test,
-                        help=f"comma-separated test chromosomes (default {test})")
-    parser.add_argument("--train-chroms", default=None,
+    parser.add_argument("--chrom-aliases", metavar="auto|FILE",
+                        help="map chromosome names of the peaks, negatives, blacklist, split "
+                             "options (and bigWigs) to the FASTA's: 'auto' matches names that "
+                             "differ by a 'chr' prefix or the mitochondrion's spelling (chrM, "
+                             "M, MT); FILE has two columns, name used in your files and name "
+                             "in the FASTA")
+    splits = parser.add_argument_group(
+        "splits", "whole chromosomes, and/or positions held out on the training chromosomes "
+        "(for genomes with one or few chromosomes); windows across a split boundary are dropped")
+    splits.add_argument("--valid-chroms",
+                        help=f"comma-separated validation chromosomes (default {valid}, unless "
+                             "--valid-regions or --holdout-fraction is given)")
+    splits.add_argument("--test-chroms",
+                        help=f"comma-separated test chromosomes (default {test}, unless "
+                             "--test-regions or --holdout-fraction is given)")
+    splits.add_argument("--train-chroms", default=None,
                         help="comma-separated training chromosomes (default: all others; "
                              "chromosomes in no list are dropped)")
+    splits.add_argument("--valid-regions", metavar="CHROM:START-END,...",
+                        help="validation positions, 0-based end-exclusive like BED, e.g. "
+                             "chrIV:0-200000,chrX:0-50000")
+    splits.add_argument("--test-regions", metavar="CHROM:START-END,...",
+                        help="test positions, as --valid-regions")
+    splits.add_argument("--holdout-fraction", metavar="VALID,TEST",
+                        help="on every training chromosome, the last VALID fraction of its "
+                             "length -> validation and the TEST fraction before it -> test, "
+                             "e.g. 0.1,0.1")
     parser.add_argument("--chunk-size", type=int, help="windows per write chunk")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``prepare binary`` or ``prepare profile``; returns the exit status."""
-    from data_prep.regions import parse_chrom_list
-
     common = dict(
         genome=args.genome, peaks=args.peaks, out=args.out, blacklist=args.blacklist,
-        max_n=args.max_n, valid_chroms=parse_chrom_list(args.valid_chroms) or [],
-        test_chroms=parse_chrom_list(args.test_chroms) or [],
-        train_chroms=parse_chrom_list(args.train_chroms), chunk_size=args.chunk_size,
-        progress=not args.no_progress)
+        max_n=args.max_n, valid_chroms=args.valid_chroms, test_chroms=args.test_chroms,
+        train_chroms=args.train_chroms, valid_regions=args.valid_regions,
+        test_regions=args.test_regions, holdout_fraction=args.holdout_fraction,
+        peak_format=args.peak_format, chrom_aliases=args.chrom_aliases,
+        chunk_size=args.chunk_size, progress=not args.no_progress)
     if args.prepare_task == "binary":
         from data_prep.binary import prepare_binary
 

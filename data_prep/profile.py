@@ -1,6 +1,6 @@
 """`prepare profile`: BPNet-style base-resolution profile data (spec/paper.md §4.1).
 
-For every peak (centred on the summit, narrowPeak column 10, else the interval centre) it stores,
+For every peak (centred on its narrowPeak summit, else on the interval midpoint) it stores,
 widened by the jitter margin J on each side so the input pipeline can jitter by cropping:
 
 * ``x``                (N, S + 2J, 4)  one-hot sequence, S = ``sequence_length`` (1346);
@@ -26,19 +26,21 @@ import numpy as np
 
 from benchmark_rc.data.hdf5 import DatasetWriter
 from benchmark_rc.errors import UserError
-from data_prep.binary import _abs
+from data_prep.binary import Chroms, _abs
+from data_prep.chroms import ChromAliases
 from data_prep.common import (
     Log,
+    Tally,
     format_summary,
-    make_splits,
     needed_chromosomes,
     read_blacklist,
     read_checked,
+    require_every_split,
     select_windows,
     stderr_log,
     versions,
 )
-from data_prep.extract import write_windows
+from data_prep.extract import ExtractStats, write_windows
 from data_prep.genome import Genome
 from data_prep.regions import Regions
 from data_prep.signals import (
@@ -50,6 +52,7 @@ from data_prep.signals import (
     padded_values,
     smoothing_offsets,
 )
+from data_prep.splits import build_layout
 
 
 def prepare_profile(genome: str | os.PathLike, peaks: str | os.PathLike, out: str | os.PathLike,
@@ -58,13 +61,22 @@ def prepare_profile(genome: str | os.PathLike, peaks: str | os.PathLike, out: st
                     blacklist: str | os.PathLike | None = None, sequence_length: int = 1346,
                     output_length: int = 1000, jitter_margin: int = 200,
                     smoothing_window: int = 51, max_n: float = 0.1,
-                    valid_chroms: Sequence[str] = ("chr1", "chr8", "chr9"),
-                    test_chroms: Sequence[str] = ("chr2", "chr3", "chr4"),
-                    train_chroms: Sequence[str] | None = None, chunk_size: int = 1024,
-                    progress: bool = True, log: Log = stderr_log) -> dict[str, Any]:
+                    valid_chroms: Chroms = None, test_chroms: Chroms = None,
+                    train_chroms: Chroms = None, valid_regions: Chroms = None,
+                    test_regions: Chroms = None,
+                    holdout_fraction: str | Sequence[float] | None = None,
+                    peak_format: str = "auto", chrom_aliases: str | os.PathLike | None = None,
+                    chunk_size: int = 1024, progress: bool = True,
+                    log: Log = stderr_log) -> dict[str, Any]:
     """Build a profile dataset at ``out`` (arrays above, plus coords of the stored sequence
     window and ``attrs["jitter_margin"] = J``); returns the counts summary (also stored in the
-    params under ``counts``). Raises :class:`UserError` for bad input, leaving no file."""
+    params under ``counts``).
+
+    Splits: see :func:`data_prep.splits.build_layout` (default: valid chr1, chr8, chr9 and test
+    chr2, chr3, chr4 unless regions or a hold-out fraction are given); ``peak_format`` and
+    ``chrom_aliases`` (also applied to the bigWigs' names) as in
+    :func:`data_prep.binary.prepare_binary`. Raises :class:`UserError` for bad input and when a
+    split ends up empty, leaving no file."""
     _check_options(sequence_length, output_length, jitter_margin, smoothing_window, max_n)
     if chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {chunk_size}")
@@ -80,21 +92,29 @@ def prepare_profile(genome: str | os.PathLike, peaks: str | os.PathLike, out: st
         "sequence_length": sequence_length, "output_length": output_length,
         "jitter_margin": J, "smoothing_window": smoothing_window,
         "smoothing_offsets": list(smoothing_offsets(smoothing_window)), "max_n": max_n,
-        "valid_chroms": list(valid_chroms), "test_chroms": list(test_chroms),
-        "train_chroms": None if train_chroms is None else list(train_chroms),
+        "peak_format": peak_format,
         "coords": "stored sequence window (length sequence_length + 2 * jitter_margin); the "
                   "profile window starts (sequence_length - output_length) / 2 bp later",
         "versions": versions(),
     }
     counts: dict[str, Any] = {"peaks": {}}
     with Genome(genome) as gen:
-        split_of = make_splits(gen, valid_chroms, test_chroms, train_chroms, log)
-        records = read_checked(peaks, "peaks", gen, counts["peaks"])
+        aliases = ChromAliases(gen.sizes, gen.path, chrom_aliases)
+        layout, split_record = build_layout(
+            aliases, gen.sizes, valid_chroms=valid_chroms, test_chroms=test_chroms,
+            train_chroms=train_chroms, valid_regions=valid_regions, test_regions=test_regions,
+            holdout_fraction=holdout_fraction,
+            defaults=(("chr1", "chr8", "chr9"), ("chr2", "chr3", "chr4")), log=log)
+        params.update(split_record)
+        records = read_checked(peaks, "peaks", gen, aliases, counts["peaks"], peak_format)
         if blacklist is not None:
             counts["blacklist"] = {}
-        black = read_blacklist(blacklist, gen, counts.get("blacklist", {}))
-        windows = select_windows(records, seq_len, gen, split_of, black, counts["peaks"])
-        bigwigs = open_bigwigs(paths)
+        black = read_blacklist(blacklist, gen, aliases, counts.get("blacklist", {}))
+        tally = Tally(counts["peaks"], "peak")
+        windows = select_windows(records, seq_len, gen, layout, black, tally)
+        summary = "prepare profile: counts so far"
+        require_every_split(layout, {"peak": [tally]}, format_summary(summary, counts), log)
+        bigwigs = open_bigwigs(paths, aliases)
         try:
             needed = needed_chromosomes(windows)
             for bw in bigwigs.values():
@@ -105,15 +125,17 @@ def prepare_profile(genome: str | os.PathLike, peaks: str | os.PathLike, out: st
                 return tracks.fetch(chrom, chunk.start + inner, chunk.strand)
 
             with DatasetWriter(out, "profile", params, attrs={"jitter_margin": J}) as writer:
-                stats = write_windows(writer, gen, windows, seq_len, split_of, arrays,
+                stats = write_windows(writer, gen, windows, seq_len, None, arrays,
                                       max_n=max_n, chunk_size=chunk_size, progress=progress)
-                counts["peaks"]["too_many_n"] = stats.n_too_many_n
+                for reason, found in (("too_many_n", stats.too_many_n), ("written", stats.kept)):
+                    tally.add(reason, windows.split[ExtractStats.indices(found)])
                 counts["bigwig_nan_values"] = {k: bw.nan_values for k, bw in bigwigs.items()}
                 counts["written"] = dict(stats.written)
+                params.update(aliases.record())
+                writer.params.update(params, counts=counts)
+                require_every_split(layout, {"peak": [tally]}, format_summary(summary, counts),
+                                    log)
                 total = sum(stats.written.values())
-                if total == 0:
-                    raise UserError(f"no windows left to write to {out} (counts: {counts})")
-                writer.params["counts"] = counts
         finally:
             for bw in bigwigs.values():
                 bw.close()

@@ -1,9 +1,11 @@
 """BED / narrowPeak reading, validation against a genome, windows, overlaps and splits.
 
-Coordinates are 0-based, half-open (BED). A record's *centre* is ``start + summit`` when the file
-has the 10 narrowPeak columns and the summit offset (column 10) is not -1, else the interval
-midpoint ``(start + end) // 2``. Column 6, when present, is the strand (``+``, ``-`` or ``.``);
-``-`` records are extracted as the reverse complement of the genome slice.
+Coordinates are 0-based, half-open (BED). A record's *centre* is ``start + summit`` for a
+narrowPeak file (``peak_format="narrowPeak"``, or ``"auto"`` and exactly 10 columns) whose summit
+offset (column 10) is not -1, else the interval midpoint ``(start + end) // 2``: in BED12,
+gappedPeak and other files of 10 or more columns, column 10 is something else (BED12: the block
+count), so it is never read as a summit there. Column 6, when present, is the strand (``+``,
+``-`` or ``.``); ``-`` records are extracted as the reverse complement of the genome slice.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from benchmark_rc.errors import UserError
 
 _HEADER_PREFIXES = (b"#", b"track", b"browser")
 _STRANDS = {"+": 1, "-": -1, ".": 1}
+PEAK_FORMATS = ("auto", "bed", "narrowPeak")
 
 
 @dataclass
@@ -27,7 +30,9 @@ class Regions:
     """Records of one BED-like file, as parallel 1-D arrays of length N.
 
     ``chrom`` str (object), ``start``/``end``/``centre`` int64 (0-based, half-open),
-    ``strand`` int8 (+1 / -1), ``line`` int64 (1-based line number in ``path``, for messages).
+    ``strand`` int8 (+1 / -1), ``line`` int64 (1-based line number in ``path``, for messages),
+    ``split`` int8 split code per window once assigned (see :mod:`data_prep.splits`), else None.
+    ``centred_on`` says how the centres were chosen (``"summit"`` or ``"midpoint"``).
     """
 
     path: str
@@ -37,14 +42,20 @@ class Regions:
     centre: np.ndarray
     strand: np.ndarray
     line: np.ndarray
+    split: np.ndarray | None = None
+    centred_on: str = "midpoint"
 
     def __len__(self) -> int:
         return len(self.start)
 
     def take(self, index: np.ndarray) -> Regions:
         """Subset by a boolean mask or an index array."""
-        return Regions(self.path, self.chrom[index], self.start[index], self.end[index],
-                       self.centre[index], self.strand[index], self.line[index])
+        return replace(self, **{f.name: getattr(self, f.name)[index] for f in fields(self)
+                                if isinstance(getattr(self, f.name), np.ndarray)})
+
+    def replace(self, **changes) -> Regions:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
 
     def where(self, i: int) -> str:
         """``file line N`` of record ``i``, for messages."""
@@ -63,16 +74,22 @@ def _read_bytes(path: Path, what: str) -> bytes:
         raise UserError(f"{path}: cannot read {what} file ({err})") from None
 
 
-def read_regions(path: str | os.PathLike, what: str = "regions") -> Regions:
+def read_regions(path: str | os.PathLike, what: str = "regions",
+                 peak_format: str = "auto") -> Regions:
     """Read a BED / narrowPeak file (plain or gzip) and check every record.
 
-    ``what`` names the role of the file in messages (e.g. ``"peaks"``). Raises
+    ``what`` names the role of the file in messages (e.g. ``"peaks"``). ``peak_format``:
+    ``"narrowPeak"`` centres on the summit (column 10), ``"bed"`` on the interval midpoint,
+    ``"auto"`` reads a file of exactly 10 columns as narrowPeak and any other as BED. Raises
     :class:`UserError` naming the file, the line and the expectation for: a missing or empty
     file, fewer than 3 columns or a column count that differs from the first record, non-integer
-    or negative coordinates, ``start >= end``, an invalid strand, and a summit offset outside the
-    interval. Parsing is vectorised; when anything is wrong a line-by-line pass finds the first
-    bad line for the message.
+    or negative coordinates, ``start >= end``, an invalid strand, a summit offset outside the
+    interval, and fewer than 10 columns in a file declared narrowPeak. Parsing is vectorised;
+    when anything is wrong a line-by-line pass finds the first bad line for the message.
     """
+    if peak_format not in PEAK_FORMATS:
+        raise UserError(f"--peak-format must be one of {', '.join(PEAK_FORMATS)}, "
+                        f"got {peak_format!r}")
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: {what} file not found")
@@ -87,6 +104,7 @@ def read_regions(path: str | os.PathLike, what: str = "regions") -> Regions:
     try:
         table = _split_fields([lines[i].rstrip(b"\r") for i in keep], sep)
         ncols = table.shape[1]
+        summits = _has_summits(ncols, peak_format, path, what, keep[0] + 1)
         start = table[:, 1].astype(bytes).astype(np.int64)
         end = table[:, 2].astype(bytes).astype(np.int64)
         if (start < 0).any() or (start >= end).any():
@@ -98,7 +116,7 @@ def read_regions(path: str | os.PathLike, what: str = "regions") -> Regions:
                 raise ValueError("strand")
             strand[col == b"-"] = -1
         centre = (start + end) // 2
-        if ncols >= 10:
+        if summits:
             offset = table[:, 9].astype(bytes).astype(np.int64)
             has = offset != -1
             if ((offset[has] < 0) | (offset[has] >= (end - start)[has])).any():
@@ -108,10 +126,21 @@ def read_regions(path: str | os.PathLike, what: str = "regions") -> Regions:
         chrom = np.empty(len(table), dtype=object)
         chrom[:] = [names[name] for name in table[:, 0]]
     except (ValueError, OverflowError):
-        _find_bad_line(path, lines, keep, sep)
+        _find_bad_line(path, lines, keep, sep, peak_format, what)
         raise UserError(f"{path}: cannot parse {what} file as BED / narrowPeak") from None
     return Regions(str(path), chrom, start, end, centre, strand,
-                   np.asarray(keep, np.int64) + 1)
+                   np.asarray(keep, np.int64) + 1,
+                   centred_on="summit" if summits else "midpoint")
+
+
+def _has_summits(ncols: int, peak_format: str, path: Path, what: str, line: int) -> bool:
+    """Is column 10 a narrowPeak summit offset? Only for narrowPeak: in BED12 it is the block
+    count and in gappedPeak too, so "auto" trusts it only in files of exactly 10 columns."""
+    if peak_format == "narrowPeak" and ncols < 10:
+        raise UserError(f"{path} line {line}: {what} file has {ncols} columns, but "
+                        "--peak-format narrowPeak needs 10 (column 10 = summit offset from "
+                        "start); pass --peak-format bed to centre on the interval midpoint")
+    return peak_format == "narrowPeak" or (peak_format == "auto" and ncols == 10)
 
 
 def _split_fields(records: list[bytes], sep: bytes | None) -> np.ndarray:
@@ -133,9 +162,11 @@ def _split_fields(records: list[bytes], sep: bytes | None) -> np.ndarray:
     return table.reshape(len(records), ncols)
 
 
-def _find_bad_line(path: Path, lines: list[bytes], keep: list[int], sep: bytes | None) -> None:
+def _find_bad_line(path: Path, lines: list[bytes], keep: list[int], sep: bytes | None,
+                   peak_format: str, what: str) -> None:
     """Raise :class:`UserError` for the first bad record (line-by-line checks)."""
     ncols = None
+    summits = False
     for i in keep:
         fields = [f.decode("utf-8", errors="replace") for f in lines[i].rstrip(b"\r").split(sep)]
         where = f"{path} line {i + 1}"
@@ -144,6 +175,7 @@ def _find_bad_line(path: Path, lines: list[bytes], keep: list[int], sep: bytes |
                             f"(chrom, start, end), got {len(fields)}")
         if ncols is None:
             ncols = len(fields)
+            summits = _has_summits(ncols, peak_format, path, what, i + 1)
         elif len(fields) != ncols:
             raise UserError(f"{where}: has {len(fields)} columns, but the first record "
                             f"has {ncols} (every record must have the same columns)")
@@ -158,7 +190,7 @@ def _find_bad_line(path: Path, lines: list[bytes], keep: list[int], sep: bytes |
         if ncols >= 6 and fields[5] not in _STRANDS:
             raise UserError(f"{where}: strand (column 6) is {fields[5]!r}, "
                             "expected '+', '-' or '.'")
-        if ncols >= 10:
+        if summits:
             offset = _parse_int(fields[9], where, "summit offset (column 10)")
             if offset != -1 and not 0 <= offset < end - start:
                 raise UserError(f"{where}: summit offset (column 10) {offset} is "
@@ -175,15 +207,8 @@ def _parse_int(text: str, where: str, name: str) -> int:
 
 
 def check_against_genome(regions: Regions, sizes: Mapping[str, int], genome_path: str) -> None:
-    """Raise :class:`UserError` for the first record on a chromosome the genome lacks or one that
-    ends beyond its chromosome."""
-    known = np.fromiter((c in sizes for c in regions.chrom), bool, len(regions))
-    if not known.all():
-        i = int(np.argmin(known))
-        names = list(sizes)
-        listing = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-        raise UserError(f"{regions.where(i)}: chromosome {regions.chrom[i]!r} is not in the "
-                        f"genome FASTA {genome_path} (it has {listing})")
+    """Raise :class:`UserError` for the first record that ends beyond its chromosome (names
+    must already be the genome's: :meth:`data_prep.chroms.ChromAliases.rename`)."""
     length = np.fromiter((sizes[c] for c in regions.chrom), np.int64, len(regions))
     beyond = regions.end > length
     if beyond.any():
@@ -193,36 +218,35 @@ def check_against_genome(regions: Regions, sizes: Mapping[str, int], genome_path
                         f"(length {length[i]} in {genome_path})")
 
 
-def drop_unknown_chromosomes(regions: Regions, sizes: Mapping[str, int]) -> tuple[Regions, int]:
-    """Keep records on chromosomes of the genome (used for the blacklist); returns the count
-    dropped."""
-    known = np.fromiter((c in sizes for c in regions.chrom), bool, len(regions))
-    return regions.take(known), int((~known).sum())
-
-
 def dedupe(regions: Regions, key: str = "interval") -> tuple[Regions, int]:
-    """Remove repeated records, keeping the first; returns (regions, number removed).
+    """Remove repeated records, keeping the first; returns (regions, number removed)."""
+    keep = first_occurrences(regions, key)
+    return regions.take(keep), int((~keep).sum())
+
+
+def first_occurrences(regions: Regions, key: str = "interval") -> np.ndarray:
+    """Boolean mask of the records that do not repeat an earlier one.
 
     ``key="interval"`` compares chrom, start, end, centre and strand (an exactly repeated region);
     ``key="window"`` compares chrom, start, end and strand (identical extracted windows).
     """
+    keep = np.zeros(len(regions), bool)
     if not len(regions):
-        return regions, 0
+        return keep
     columns = [regions.start, regions.end, regions.strand]
     if key == "interval":
         columns.append(regions.centre)
     _, codes = np.unique(regions.chrom.astype(str), return_inverse=True)
     table = np.stack([codes.astype(np.int64), *[np.asarray(c, np.int64) for c in columns]], 1)
     _, first = np.unique(table, axis=0, return_index=True)
-    keep = np.sort(first)
-    return regions.take(keep), len(regions) - len(keep)
+    keep[first] = True
+    return keep
 
 
 def centred_windows(regions: Regions, length: int) -> Regions:
     """Windows of ``length`` bp centred on each record's centre (left of centre: length // 2)."""
     start = regions.centre - length // 2
-    return Regions(regions.path, regions.chrom, start, start + length, regions.centre,
-                   regions.strand, regions.line)
+    return regions.replace(start=start, end=start + length)
 
 
 def inside_chromosome(windows: Regions, sizes: Mapping[str, int]) -> np.ndarray:
@@ -281,46 +305,12 @@ def group_by_chrom(chrom: np.ndarray | Sequence[str]) -> dict[str, np.ndarray]:
     return {str(names[k]): groups[str(names[k])] for k in np.argsort(first)}
 
 
-SPLIT_NAMES = ("train", "valid", "test")
-
-
-def parse_chrom_list(text: str | None) -> list[str] | None:
-    """``"chr1,chr8, chr9"`` -> ``["chr1", "chr8", "chr9"]``; None or "" -> None."""
-    if text is None:
-        return None
-    names = [t.strip() for t in text.replace(" ", ",").split(",") if t.strip()]
-    return names or None
-
-
-def split_assignment(sizes: Mapping[str, int], valid: Sequence[str], test: Sequence[str],
-                     train: Sequence[str] | None = None) -> dict[str, str]:
-    """Map every genome chromosome to "train" / "valid" / "test" (absent: in no split).
-
-    ``train=None`` means every chromosome not listed for validation or test. Raises
-    :class:`UserError` when a chromosome is listed twice.
-    """
-    lists = {"valid": list(valid), "test": list(test)}
-    if train is not None:
-        lists["train"] = list(train)
-    owner: dict[str, str] = {}
-    for split, names in lists.items():
-        for name in names:
-            if name in owner and owner[name] != split:
-                raise UserError(f"chromosome {name!r} is listed for both {owner[name]} and "
-                                f"{split} (expected each chromosome in one split)")
-            owner[name] = split
-    out = {}
-    for name in sizes:
-        if name in owner:
-            out[name] = owner[name]
-        elif train is None:
-            out[name] = "train"
-    return out
-
-
 def concat_regions(parts: Sequence[Regions], path: str = "") -> Regions:
-    """Concatenate several :class:`Regions` (the ``path`` of the result is only descriptive)."""
+    """Concatenate several :class:`Regions` (the ``path`` of the result is only descriptive);
+    the split codes are kept when every part has them."""
+    splits = [p.split for p in parts]
     return Regions(path or "+".join(p.path for p in parts),
                    np.concatenate([p.chrom for p in parts]).astype(object),
                    *(np.concatenate([getattr(p, name) for p in parts])
-                     for name in ("start", "end", "centre", "strand", "line")))
+                     for name in ("start", "end", "centre", "strand", "line")),
+                   split=None if any(s is None for s in splits) else np.concatenate(splits))

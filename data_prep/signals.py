@@ -1,7 +1,8 @@
 """Stranded bigWig tracks (pyBigWig) and the control smoothing of the profile task.
 
 Positions a bigWig does not cover read as 0 (count tracks are sparse). A value *stored* as NaN is
-also read as 0, and counted so the caller can warn about it.
+also read as 0, and counted so the caller can warn about it. Chromosomes are asked for by their
+FASTA names; with chromosome aliases a bigWig may spell them differently (``1`` for ``chr1``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark_rc.errors import UserError
+from data_prep.chroms import ChromAliases
 
 _BIGWIG_MAGIC = (0x888FFC26).to_bytes(4, "little")
 
@@ -20,7 +22,7 @@ _BIGWIG_MAGIC = (0x888FFC26).to_bytes(4, "little")
 class BigWig:
     """One bigWig file opened for reading; ``nan_values`` counts stored NaN values read."""
 
-    def __init__(self, path: str | os.PathLike, role: str):
+    def __init__(self, path: str | os.PathLike, role: str, aliases: ChromAliases | None = None):
         import pyBigWig
 
         self.path = Path(path)
@@ -39,6 +41,10 @@ class BigWig:
         if self._bw is None or not self._bw.isBigWig():
             raise UserError(f"{self.path}: {role} is not a bigWig file")
         self.chroms: dict[str, int] = dict(self._bw.chroms())
+        self.aliases = aliases
+        # FASTA name -> this file's name for it
+        self._names = (aliases.other_names(self.chroms) if aliases is not None
+                       else {name: name for name in self.chroms})
         self.nan_values = 0
         self.may_hold_nan = _summary_may_hold_nan(self.path, magic == _BIGWIG_MAGIC)
 
@@ -51,14 +57,18 @@ class BigWig:
         has a different length than in the genome. ``needed`` maps chromosome -> (number of
         windows, where the first one comes from)."""
         for chrom, (count, where) in needed.items():
-            if chrom not in self.chroms:
+            name = self._names.get(chrom)
+            if name is None:
                 have = ", ".join(list(self.chroms)[:8]) + (", ..." if len(self.chroms) > 8 else "")
+                hint = (self.aliases.suggest_other(chrom, self.chroms, "the bigWig")
+                        if self.aliases is not None else "")
                 raise UserError(f"{self.path}: {self.role} bigWig lacks chromosome {chrom!r}, "
                                 f"needed by {count} window(s), first at {where} "
-                                f"(the bigWig has {have or 'no chromosomes'})")
-            if self.chroms[chrom] != sizes[chrom]:
-                raise UserError(f"{self.path}: {self.role} bigWig gives {chrom!r} length "
-                                f"{self.chroms[chrom]}, the genome FASTA {sizes[chrom]} "
+                                f"(the bigWig has {have or 'no chromosomes'}){hint}")
+            if self.chroms[name] != sizes[chrom]:
+                spelled = f" (as {name!r})" if name != chrom else ""
+                raise UserError(f"{self.path}: {self.role} bigWig gives {chrom!r}{spelled} "
+                                f"length {self.chroms[name]}, the genome FASTA {sizes[chrom]} "
                                 "(expected the same assembly)")
 
     def values(self, chrom: str, start: int, end: int,
@@ -68,7 +78,7 @@ class BigWig:
         Stored NaN values are added to ``nan_values``, only at positions where ``used`` (bool,
         (end - start,)) is True when it is given.
         """
-        out = np.asarray(self._bw.values(chrom, int(start), int(end), numpy=True),
+        out = np.asarray(self._bw.values(self._names[chrom], int(start), int(end), numpy=True),
                          dtype=np.float32)
         nan = np.isnan(out)
         if nan.any():
@@ -80,7 +90,7 @@ class BigWig:
     def _stored_nans(self, chrom: str, start: int, end: int, used: np.ndarray | None) -> int:
         """Positions in [start, end) (and ``used``) covered by a stored NaN value; positions
         without data are not NaN values of the file."""
-        intervals = self._bw.intervals(chrom, int(start), int(end))
+        intervals = self._bw.intervals(self._names[chrom], int(start), int(end))
         if not intervals:
             return 0
         table = np.array(intervals, dtype=np.float64)
@@ -114,12 +124,13 @@ def _summary_may_hold_nan(path: Path, little_endian: bool) -> bool:
     return not all(math.isfinite(v) for v in summary[1:])
 
 
-def open_bigwigs(paths: Mapping[str, str | os.PathLike]) -> dict[str, BigWig]:
+def open_bigwigs(paths: Mapping[str, str | os.PathLike],
+                 aliases: ChromAliases | None = None) -> dict[str, BigWig]:
     """Open several bigWigs (role -> path); closes the opened ones if a later one fails."""
     opened: dict[str, BigWig] = {}
     try:
         for role, path in paths.items():
-            opened[role] = BigWig(path, role)
+            opened[role] = BigWig(path, role, aliases)
     except BaseException:
         for bw in opened.values():
             bw.close()

@@ -236,10 +236,11 @@ def test_gc_matched_negatives(tmp_path):
     rich = "".join(rng.choice(list("ACGT"), 20000, p=[0.1, 0.4, 0.4, 0.1]))
     poor = "".join(rng.choice(list("ACGT"), 20000, p=[0.4, 0.1, 0.1, 0.4]))
     seqs = {"chr1": "".join(rng.choice(list("ACGT"), 8000)), "chr3": rich + poor}
-    genome = write_fasta(tmp_path / "g.fa", seqs)
     starts = rng.choice(np.arange(1000, 18000, 97), 30, replace=False)
+    seqs["chr2"] = "".join(rng.choice(list("ACGT"), 8000))
+    genome = write_fasta(tmp_path / "g.fa", seqs)
     peaks = write_lines(tmp_path / "p.bed", [f"chr3\t{s}\t{s + 100}" for s in starts]
-                        + ["chr1\t3000\t3100"])
+                        + ["chr1\t3000\t3100", "chr2\t3000\t3100"])
     out = tmp_path / "gc.h5"
     assert run_cli("binary", "--genome", genome, "--peaks", peaks, "--gc-negatives", 2,
                    "--gc-bins", 10, "--out", out, "--seed", 5, "--test-chroms", "chr2") == 0
@@ -332,7 +333,9 @@ def test_profile_nan_is_warned(data, tmp_path, capsys):
 @pytest.mark.parametrize("window", [51, 50])
 def test_profile_minus_strand_is_rc_of_plus(data, tmp_path, window):
     peaks = write_lines(tmp_path / "pm.bed", ["chr3\t3000\t3200\tp\t0\t+",
-                                              "chr3\t3000\t3200\tp\t0\t-"])
+                                              "chr3\t3000\t3200\tp\t0\t-",
+                                              "chr1\t3000\t3200\tp\t0\t+",  # valid, test:
+                                              "chr2\t3000\t3200\tp\t0\t+"])  # not empty
     out = tmp_path / "pm.h5"
     assert run_cli(*profile_args(data, out, "--smoothing-window", window,
                                  "--train-chroms", "chr3", peaks=peaks)) == 0

@@ -13,7 +13,7 @@ import pytest
 
 from benchmark_rc import cli
 
-SIZES = {"chr1": 3000, "chr2": 2500}
+SIZES = {"chr1": 3000, "chr2": 2500, "chr5": 3000}  # default splits: valid chr1, test chr2
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,8 @@ def inputs(tmp_path_factory):
         for chrom, n in SIZES.items():
             seq = "".join(rng.choice(list("ACGT"), n))
             f.write(f">{chrom}\n" + "".join(seq[i:i + 50] + "\n" for i in range(0, n, 50)))
-    (d / "peaks.bed").write_text("chr1\t1400\t1600\nchr2\t1200\t1300\n")
-    (d / "neg.bed").write_text("chr1\t100\t200\nchr2\t2200\t2300\n")
+    (d / "peaks.bed").write_text("chr1\t1400\t1600\nchr2\t1200\t1300\nchr5\t1400\t1600\n")
+    (d / "neg.bed").write_text("chr1\t100\t200\nchr2\t2200\t2300\nchr5\t300\t400\n")
     bigwigs = {}
     for name in ("plus", "minus", "cplus", "cminus"):
         path = d / f"{name}.bw"
@@ -43,7 +43,7 @@ def inputs(tmp_path_factory):
     bigwigs["chr1_only"] = partial
     other = d / "other_assembly.bw"
     bw = pyBigWig.open(str(other), "w")
-    bw.addHeader([("chr1", SIZES["chr1"]), ("chr2", SIZES["chr2"] + 1)])
+    bw.addHeader([("chr1", SIZES["chr1"]), ("chr2", SIZES["chr2"] + 1), ("chr5", SIZES["chr5"])])
     bw.close()
     bigwigs["other"] = other
     (d / "not_a_bigwig.bw").write_text("chr1\t0\t10\t1.0\n")
@@ -171,7 +171,7 @@ def test_nothing_left_leaves_previous_file_untouched(inputs, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(binary(inputs, out, peaks=peaks, negatives=neg)) == 2
     err = capsys.readouterr().err
-    assert "no windows left" in err and "Traceback" not in err
+    assert "train split has no positive windows" in err and "Traceback" not in err
     assert out.read_bytes() == b"previous complete output"
     assert not list(tmp_path.glob(".out.h5.*"))
 
