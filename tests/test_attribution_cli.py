@@ -66,7 +66,8 @@ def test_attribute_single_model_writes_modisco_inputs_and_scores(workspace, caps
         rows = list(csv.DictReader(f))
     assert {r["method"] for r in rows} == {"deepshap", "ism", "saliency"}
     assert {r["convention"] for r in rows} == {"prakash", "koo"}
-    # rcps model: attributions RC-consistent
+    # rcps model: attributions RC-consistent (a correlation; float32 rounding of equivariant
+    # attributions moves it by ~1e-8, a non-equivariant model by > 1e-3)
     assert all(float(r["rc_consistency"]) > 0.999 for r in rows)
     params = json.loads((out / "attribute.json").read_text())
     assert params["n_seqs"] == 5 and params["n_shuffles"] == 3
@@ -84,6 +85,7 @@ def test_attribute_sweep_table(workspace):
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 2  # runs x methods x conventions
     consistency = {(r["strategy"], r["method"]): float(r["rc_consistency"]) for r in rows}
+    # correlations: rounding costs the equivariant model ~1e-8, the standard one loses > 1e-3
     assert consistency[("rcps", "deepshap")] > 0.9999
     assert consistency[("standard", "deepshap")] < 0.999
 
@@ -105,8 +107,11 @@ def test_attribute_cli_errors(workspace, capsys):
 def test_motif_helpers(tmp_path):
     p = np.array([0.01, 0.04, 0.03, 0.5])
     q = M._bh(p)
+    # float64; rtol covers the 5 significant digits of the literal 0.053333 (= 0.16 / 3)
     np.testing.assert_allclose(q, [0.04, 0.053333, 0.053333, 0.5], rtol=1e-4)
     bits = M.ppm_to_bits(np.array([[1.0, 0, 0, 0], [0.25, 0.25, 0.25, 0.25]]))
+    # float64; clipping zeros to 1e-9 lowers a one-hot column's 2 bits by 3e-9 * log2(1e9)
+    # ~ 1e-7, the uniform column's 0 is exact up to rounding
     np.testing.assert_allclose(bits.sum(-1), [2.0, 0.0], atol=1e-6)
     png = M.save_logo(bits, tmp_path / "logo.png", "test")
     assert png.read_bytes()[:4] == b"\x89PNG"
