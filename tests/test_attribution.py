@@ -138,7 +138,7 @@ def test_deepshap_agrees_with_shap(arch, strategy, length):
     model = randomize(brc.build_model(arch, strategy, **hp), 3)
     x = one_hot(rng, 2, length)
     refs = dinuc_shuffle_references(x, 4, seed=0)
-    ours = deepshap(model, x, references=refs, output=0).sum(-1)
+    ours = deepshap(model, x, references=refs, output=0, maxpool_rule="shap").sum(-1)
     theirs = shap_position_sums(model, x, refs)
     assert np.abs(theirs).max() > 1e-3  # not a degenerate model
     assert_f32_close(ours, theirs)  # same rules, different kernels and op order
@@ -214,6 +214,63 @@ def test_default_references_seeded_and_batch_invariant():
     c = deepshap(model, x, n_shuffles=3, seed=12, output=1)
     assert_f32_close(a, b)  # batch sizes 8 and 1000 may pick different kernels
     assert np.abs(a - c).max() > 0.01 * np.abs(a).max()  # other seed: other references
+
+
+def _pool_threshold_model(change: float) -> tuple[keras.Model, keras.Model]:
+    """x = ACG, ref = CAG. Conv (width 2) -> max-pool (2) over its two outputs. The first conv
+    output, the maximum for x and ref, changes by ``change`` = 0.2 (base A at 0) - (0.2 - change)
+    (base A at 1): large input effects that cancel. The second output (weight -5 on G at 1)
+    never wins. Returns the model and its conv sub-model."""
+    inp = keras.Input((3, 4))
+    conv = keras.layers.Conv1D(1, 2, use_bias=False)
+    model = keras.Model(inp, keras.layers.Flatten()(keras.layers.MaxPooling1D(2)(conv(inp))))
+    w = np.zeros((2, 4, 1), np.float32)
+    w[0, 0], w[1, 0], w[1, 2] = 0.2, 0.2 - change, -5.0
+    conv.set_weights([w])
+    return model, keras.Model(inp, conv.output)
+
+
+def test_maxpool_rules_across_the_shap_threshold():
+    x = np.eye(4, dtype=np.float32)[[[0, 1, 2]]]
+    refs = np.eye(4, dtype=np.float32)[[[[1, 0, 2]]]]
+    scores = {}
+    for change in (5e-8, 1.5e-7):  # below and above shap's 1e-7
+        model, conv = _pool_threshold_model(change)
+        pooled = conv.predict(np.concatenate([x, refs[0]]), verbose=0)[:, 0, 0]
+        assert (pooled[0] - pooled[1] < 1e-7) == (change < 1e-7)  # the scenario holds
+        for rule in ("continuous", "shap"):
+            scores[rule, change] = deepshap(model, x, references=refs, maxpool_rule=rule)
+    # continuous: the change reaches the max through base A at 0 (+0.2) and A at 1 (-0.2 +
+    # change) on both sides of the threshold
+    want = np.array([[0.2, -0.2, 0.0]])
+    for change in (5e-8, 1.5e-7):
+        assert_f32_close(scores["continuous", change].sum(-1), want)
+    assert_f32_close(scores["continuous", 5e-8], scores["continuous", 1.5e-7])
+    # shap's rule jumps: nothing below the threshold, everything above
+    assert np.all(scores["shap", 5e-8] == 0)  # exact: the multiplier is set to 0
+    assert_f32_close(scores["shap", 1.5e-7].sum(-1), want)
+
+
+@pytest.mark.parametrize("strategy,shared,checked", [
+    # conv 21 -> max-pool 20/20: every window a base < 80 feeds lies inside [0, 100)
+    ("standard", 100, 80), ("rcps", 100, 80),
+    # a StrandMerge maximum on top: the reference equals x everywhere
+    ("conjoined-max", 200, 200),
+])
+def test_hypothetical_scores_where_references_share_a_segment_with_x(strategy, shared, checked):
+    """TF-MoDISco inputs from references that coincide with x over a receptive field: there
+    DeepLIFT's multipliers are the gradient (the continuous rule's limit), so the hypothetical
+    scores are the gradient's, g_b - sum_c g_c x_c. shap's rule makes them 0."""
+    rng = np.random.default_rng(32)
+    model = randomize(brc.build_model("sim", strategy, input_length=200), 33)
+    x = one_hot(rng, 3, 200)
+    refs = np.repeat(x[:, None], 2, axis=1)
+    refs[:, :, shared:] = dinuc_shuffle_references(x, 2, seed=1)[:, :, shared:]
+    hyp = deepshap(model, x, references=refs, hypothetical=True, output=0)
+    g = saliency(model, x, output=0)
+    want = (g - np.sum(g * x, -1, keepdims=True))[:, :checked]
+    assert np.abs(want).max() > 0.1  # not a dead region
+    assert_f32_close(hyp[:, :checked], want)
 
 
 def test_ism_matches_brute_force_loop():

@@ -71,6 +71,7 @@ def test_attribute_single_model_writes_modisco_inputs_and_scores(workspace, caps
     assert all(float(r["rc_consistency"]) > 0.999 for r in rows)
     params = json.loads((out / "attribute.json").read_text())
     assert params["n_seqs"] == 5 and params["n_shuffles"] == 3
+    assert params["maxpool_rule"] == "continuous"
     assert "wrote attributions of 5 sequences" in capsys.readouterr().out
 
 
@@ -88,6 +89,25 @@ def test_attribute_sweep_table(workspace):
     # correlations: rounding costs the equivariant model ~1e-8, the standard one loses > 1e-3
     assert consistency[("rcps", "deepshap")] > 0.9999
     assert consistency[("standard", "deepshap")] < 0.999
+
+
+def test_attribute_passes_the_maxpool_rule_to_deepshap(workspace, monkeypatch):
+    import benchmark_rc.attribution as A
+
+    rules = []
+    real = A.deepshap
+
+    def spy(*args, **kwargs):
+        rules.append(kwargs.get("maxpool_rule"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(A, "deepshap", spy)
+    out = workspace["root"] / "out_shap_rule"
+    assert main(["attribute", "--model", str(workspace["model"]), "--data",
+                 str(workspace["data"]), "--n-shuffles", "2", "--max-seqs", "2",
+                 "--maxpool-rule", "shap", "--out", str(out), "--no-progress"]) == 0
+    assert rules == ["shap"]
+    assert json.loads((out / "attribute.json").read_text())["maxpool_rule"] == "shap"
 
 
 def test_attribute_cli_errors(workspace, capsys):

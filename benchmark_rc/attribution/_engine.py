@@ -1,5 +1,5 @@
 """Shared machinery of every attribution method: input validation, the scalar target per example,
-graph tracing with DeepLIFT-rescale gradient overrides, and batching.
+graph tracing with DeepLIFT gradient overrides, and batching.
 
 How the native DeepLIFT / DeepSHAP works (no global TensorFlow state is touched):
 
@@ -7,18 +7,20 @@ How the native DeepLIFT / DeepSHAP works (no global TensorFlow state is touched)
   (references grouped by sequence, R per sequence). The forward activations of ``x`` are therefore
   computed once per sequence, not once per reference.
 * Inside that trace the model's ops are created under ``Graph.gradient_override_map``: every
-  non-linear op type (Relu, Sigmoid, Exp, MaxPool, Max, ...) gets a registered gradient that
-  returns the DeepLIFT *rescale* multiplier ``(f(a_x) - f(a_r)) / (a_x - a_r)`` for each
-  (sequence, reference) pair, with the activation of ``x`` broadcast over its R references, and
-  falls back to the ordinary gradient where ``|a_x - a_r| < 1e-6`` (exactly as shap does). Max
-  pooling uses shap's DeepLIFT rule. Linear ops (convolutions, BN in inference, flips,
-  concatenations, the RC layers written with ``keras.ops``) keep their ordinary gradients.
+  non-linear op type with an entry in the rules table (:func:`deeplift_rules`: Relu, Sigmoid,
+  Exp, MaxPool, Max, Maximum, ...) gets a gradient that returns its DeepLIFT multiplier for each
+  (sequence, reference) pair, with the activation of ``x`` broadcast over its R references.
+  Element-wise ops use the *rescale* rule ``(f(a_x) - f(a_r)) / (a_x - a_r)`` with the ordinary
+  gradient where ``|a_x - a_r| < 1e-6`` (as shap does); max-like ops route the output difference
+  to the maxima and divide by the input change (:class:`MaxRule`: continuous, or shap's
+  thresholded rule). Linear ops (convolutions, BN in inference, flips, concatenations, the RC
+  layers written with ``keras.ops``) keep their ordinary gradients.
 * ``tf.gradients`` of the summed reference-half targets then gives, for each pair, the
   multipliers ``m`` on the input; contributions are ``m * (x - ref)``.
 * Before tracing the override, the ops between the sequence input and the explained head are
-  checked: an op type that is neither linear nor handled raises :class:`UserError`, instead of
-  silently returning gradients. The override map is a context manager of one FuncGraph, so a
-  failing call leaves TensorFlow exactly as it was (training keeps working).
+  checked: an op type that is neither linear nor in the rules table raises :class:`UserError`,
+  instead of silently returning gradients. The override map is a context manager of one
+  FuncGraph, so a failing call leaves TensorFlow exactly as it was (training keeps working).
 """
 
 from __future__ import annotations
@@ -34,13 +36,12 @@ import numpy as np
 
 from benchmark_rc.errors import UserError
 
-_EPS = 1e-6  # shap's threshold for falling back to the gradient (non-linearities)
-_EPS_POOL = 1e-7  # shap's threshold in its max-pool rule
+_EPS = 1e-6  # shap's threshold for falling back to the gradient (element-wise non-linearities)
 # BPNet profile product: below this |delta logit| the float32 secant is ill-conditioned
 # (RC-equivariance of rcps profile attributions breaks below ~1e-3); see rescale_product_target.
 _EPS_PROFILE = 1e-3
 
-# Per-trace layout: number of references per sequence (read by the gradient functions).
+# Per-trace state: references per sequence, the rules table, op pairing (read by the rules).
 _LAYOUT = threading.local()
 
 # Op types that are linear in their input-dependent operand(s) (ordinary gradient is exact).
@@ -63,14 +64,7 @@ _RESCALE_OPS = (
     "Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus", "Softsign", "Exp",
     "Log", "Log1p", "Square", "Sqrt", "Rsqrt", "Erf", "ClipByValue", "Abs",
 )
-_POOL_OPS = ("MaxPool",)
-_REDUCE_MAX_OPS = ("Max",)
-# Two-input non-linearities (Shapley rule over the two inputs, as shap's nonlinearity_2d).
-_BINARY_OPS = ("Maximum", "Minimum")
-_OVERRIDE = {t: "BrcRescale" for t in _RESCALE_OPS}
-_OVERRIDE.update({t: "BrcMaxPool" for t in _POOL_OPS})
-_OVERRIDE.update({t: "BrcReduceMax" for t in _REDUCE_MAX_OPS})
-_OVERRIDE.update({t: "BrcBinary" for t in _BINARY_OPS})
+_GRADIENT_NAME = "BrcDeepLift"  # the one registered gradient; it defers to the trace's table
 
 
 def _tf():
@@ -80,7 +74,7 @@ def _tf():
 
 
 # ----------------------------------------------------------------------------------------------
-# gradient functions (registered once, used only under gradient_override_map inside our traces)
+# DeepLIFT rules: one object per kind of non-linear op, looked up by op type in a table
 # ----------------------------------------------------------------------------------------------
 def _pair(op, t_ref, t_x):
     """Reference-branch tensor (n*R, ...) and the matching x-branch tensor (n, ...) as
@@ -101,171 +95,271 @@ def _partner(op):
     return partner
 
 
-def _derivatives():
-    """f'(a) from (a, f(a)) for the common non-linearities (fused into the secant kernel)."""
-    tf = _tf()
-    return {
-        "Relu": lambda a, y: tf.cast(a > 0, a.dtype),
-        "Sigmoid": lambda a, y: y * (1.0 - y),
-        "Tanh": lambda a, y: 1.0 - y * y,
-        "Exp": lambda a, y: y,
-        "Softplus": lambda a, y: tf.sigmoid(a),
-        "Elu": lambda a, y: tf.where(a > 0, tf.ones_like(a), y + 1.0),
-    }
-
-
-def _secant_math(ax, ar, yx, yr, fallback, up, eps, derivative=None):
-    """up * (yx - yr) / (ax - ar), x broadcast over its references; where |ax - ar| < eps the
-    gradient: ``fallback`` (up * f'(ar)) or ``up * derivative(ar, yr)``."""
-    tf = _tf()
-    d = ax - ar
-    dy = yx - yr
-    small = tf.abs(d) < eps
-    if derivative is not None:
-        fallback = up * derivative(ar, yr)
-    return tf.where(small, fallback, up * (dy / tf.where(small, tf.ones_like(d), d)))
-
-
 _FUSED: dict = {}
 
 
-def _secant(ax, ar, yx, yr, fallback, up, eps, op_type=None):
-    """The rescale multiplier times the upstream gradient (see :func:`_secant_math`); one fused
-    XLA kernel when ``_LAYOUT.fuse`` (the element-wise chain is memory-bound on a CPU)."""
+def _maybe_fused(key: Any, fn: Callable) -> Callable:
+    """``fn`` as one XLA kernel when the trace asks for it (``_LAYOUT.fuse``): the element-wise
+    chains of the rules are memory-bound on a CPU."""
     tf = _tf()
-    derivative = _derivatives().get(op_type)
     if not getattr(_LAYOUT, "fuse", False):
-        return _secant_math(ax, ar, yx, yr, fallback, up, eps, derivative)
-    key = op_type if derivative is not None else None
+        return fn
     if key not in _FUSED:
-        def kernel(ax, ar, yx, yr, fallback, up, eps, derivative=derivative):
-            return _secant_math(ax, ar, yx, yr, fallback, up, eps, derivative)
-
-        _FUSED[key] = tf.function(kernel, jit_compile=True, autograph=False,
-                                  reduce_retracing=True)
-    if derivative is not None:
-        fallback = tf.zeros([], ar.dtype)  # unused by the kernel
-    return _FUSED[key](ax, ar, yx, yr, fallback, up, tf.constant(eps, ar.dtype))
+        _FUSED[key] = tf.function(fn, jit_compile=True, autograph=False, reduce_retracing=True)
+    return _FUSED[key]
 
 
-def _rescale_grad(op, grad):
-    """Rescale rule of an element-wise non-linearity of the reference branch."""
-    tf = _tf()
-    from tensorflow.python.framework import ops as tf_ops
+class Rule:
+    """The DeepLIFT rule of one kind of non-linear op, applied on the reference branch.
 
-    px = _partner(op)
-    ar, ax, shape = _pair(op, op.inputs[0], px.inputs[0])
-    yr, yx, _ = _pair(op, op.outputs[0], px.outputs[0])
-    up, _, _ = _pair(op, grad, px.outputs[0])
-    if op.type in _derivatives():
-        fb = None
-    else:
-        orig = tf_ops._gradient_registry.lookup(op.type)(op, grad)
-        fb, _, _ = _pair(op, orig[0] if isinstance(orig, list | tuple) else orig, px.outputs[0])
-    out = tf.reshape(_secant(ax, ar, yx, yr, fb, up, _EPS, op.type), shape)
-    return [out] + [None] * (len(op.inputs) - 1)
-
-
-def _pool_math(ax, ar, gx, gr, eps):
-    tf = _tf()
-    d = ax - ar
-    small = tf.abs(d) < eps
-    return tf.where(small, tf.zeros_like(d), (gx + gr) / tf.where(small, tf.ones_like(d), d))
-
-
-def _pool_input_multipliers(ax, ar, gx, gr):
-    """(gx + gr) / (ax - ar), 0 where |ax - ar| < 1e-7 (shap's rule); fused when enabled."""
-    tf = _tf()
-    if not getattr(_LAYOUT, "fuse", False):
-        return _pool_math(ax, ar, gx, gr, _EPS_POOL)
-    if "pool" not in _FUSED:
-        _FUSED["pool"] = tf.function(_pool_math, jit_compile=True, autograph=False,
-                                     reduce_retracing=True)
-    return _FUSED["pool"](ax, ar, gx, gr, tf.constant(_EPS_POOL, ar.dtype))
-
-
-def _maxpool_grad(op, grad):
-    """shap's DeepLIFT max-pool rule. The x branch's argmax is computed once per sequence and
-    reused for its R references (no repeated copies of x's activations)."""
-    tf = _tf()
-    r = _LAYOUT.r
-    px = _partner(op)
-    ar, yr = op.inputs[0], op.outputs[0]
-    yx = tf.repeat(px.outputs[0], r, axis=0)  # pooled: small
-    cross = tf.maximum(yx, yr)
-    kw = {k: op.get_attr(k) for k in ("ksize", "strides", "padding")}
-    if op.get_attr("data_format") != b"NHWC":
-        raise UserError(f"max pooling {op.name}: only channels-last (NHWC) is supported")
-    _, arg_x = tf.raw_ops.MaxPoolWithArgmax(input=px.inputs[0], include_batch_in_index=False,
-                                            **kw)
-    gx = tf.raw_ops.MaxPoolGradWithArgmax(input=ar, grad=grad * (cross - yr),
-                                          argmax=tf.repeat(arg_x, r, axis=0),
-                                          include_batch_in_index=False, **kw)
-    gr = tf.raw_ops.MaxPoolGrad(orig_input=ar, orig_output=yr, grad=grad * (yx - cross),
-                                data_format="NHWC", **kw)
-    ar5, ax5, shape = _pair(op, ar, px.inputs[0])
-    gx5, _, _ = _pair(op, gx, px.inputs[0])
-    gr5, _, _ = _pair(op, gr, px.inputs[0])
-    return [tf.reshape(_pool_input_multipliers(ax5, ar5, gx5, gr5), shape)]
-
-
-def _reduce_max_grad(op, grad):
-    """The max-pool rule for a max reduction (GlobalMaxPooling): route the output differences
-    to the argmax of x and of the reference (ties share equally), then divide by the input delta.
+    ``gradient(op, grad)`` returns, for each input of the reference-branch ``op``, the multipliers
+    times the upstream ``grad`` (None where nothing propagates); the op's x-branch twin is
+    ``_partner(op)``. ``check(op, dependent_inputs)`` raises UserError when the sequence-dependent
+    inputs of ``op`` are outside what the rule covers. Add a rule: subclass this and give it an
+    entry in :func:`deeplift_rules`.
     """
-    tf = _tf()
-    r = _LAYOUT.r
-    px = _partner(op)
-    ar, axes, yr = op.inputs[0], op.inputs[1], op.outputs[0]
-    ax = tf.repeat(px.inputs[0], r, axis=0)
-    yx = tf.repeat(px.outputs[0], r, axis=0)
-    rank = tf.rank(ar)
-    axes = tf.math.floormod(tf.reshape(tf.cast(axes, tf.int32), [-1]), rank)
-    kept_shape = tf.tensor_scatter_nd_update(tf.shape(ar), axes[:, None], tf.ones_like(axes))
 
-    def expand(t):
-        return tf.reshape(t, kept_shape)
+    def gradient(self, op: Any, grad: Any) -> list:
+        raise NotImplementedError
 
-    cross = tf.maximum(yx, yr)
-
-    def route(inp, out, diff):
-        mask = tf.cast(tf.equal(inp, expand(out)), inp.dtype)
-        count = tf.reduce_sum(mask, axis=axes, keepdims=True)
-        return mask / count * expand(grad * diff)
-
-    gx = route(ax, yx, cross - yr)
-    gr = route(ar, yr, yx - cross)
-    return [_pool_input_multipliers(ax, ar, gx, gr), None]
+    def check(self, op: Any, dependent_inputs: list[int]) -> None:
+        if dependent_inputs != [0]:
+            raise UserError(f"op {op.name} ({op.type}): only its first input may depend on the "
+                            "sequence for DeepLIFT")
 
 
-def _binary_grad(op, grad):
-    """shap's two-input rule for Maximum/Minimum: each input gets half of its effect in the two
-    orders of arrival (a two-player Shapley value); an input-free operand gets no gradient."""
-    tf = _tf()
-    f = {"Maximum": tf.maximum, "Minimum": tf.minimum}[op.type]
-    r = _LAYOUT.r
-    px = _partner(op)
-    yr = op.outputs[0]
-    yx = tf.repeat(px.outputs[0], r, axis=0)
-    dep = [t.ref() in _LAYOUT.dependent for t in op.inputs]
-    shape = tf.shape(yr)
-    refs = [tf.broadcast_to(t, shape) for t in op.inputs]
-    xs = [tf.repeat(tf.broadcast_to(t, tf.shape(px.outputs[0])), r, axis=0) for t in px.inputs]
-    if dep[0] and dep[1]:
+# f'(a) from (a, f(a)) for the common element-wise non-linearities (fused into the secant kernel);
+# other op types fall back to TensorFlow's registered gradient.
+_DERIVATIVES: dict[str, Callable] = {
+    "Relu": lambda a, y: _tf().cast(a > 0, a.dtype),
+    "Sigmoid": lambda a, y: y * (1.0 - y),
+    "Tanh": lambda a, y: 1.0 - y * y,
+    "Exp": lambda a, y: y,
+    "Softplus": lambda a, y: _tf().sigmoid(a),
+    "Elu": lambda a, y: _tf().where(a > 0, _tf().ones_like(a), y + 1.0),
+}
+
+
+@dataclass(frozen=True)
+class Rescale(Rule):
+    """Element-wise f: up * (f(a_x) - f(a_r)) / (a_x - a_r); where |a_x - a_r| < 1e-6 the
+    gradient f'(a_r) (shap's threshold: the float32 secant is meaningless there), from
+    ``derivative`` (a, f(a)) -> f'(a) or, without one, TensorFlow's registered gradient."""
+
+    derivative: Callable | None = None
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        from tensorflow.python.framework import ops as tf_ops
+
+        px = _partner(op)
+        ar, ax, shape = _pair(op, op.inputs[0], px.inputs[0])
+        yr, yx, _ = _pair(op, op.outputs[0], px.outputs[0])
+        up, _, _ = _pair(op, grad, px.outputs[0])
+        derivative = self.derivative
+        if derivative is None:
+            orig = tf_ops._gradient_registry.lookup(op.type)(op, grad)
+            fallback, _, _ = _pair(op, orig[0] if isinstance(orig, list | tuple) else orig,
+                                   px.outputs[0])
+        else:
+            fallback = tf.zeros([], ar.dtype)  # unused: the derivative is fused in
+
+        def secant(ax, ar, yx, yr, fallback, up):
+            d = ax - ar
+            small = tf.abs(d) < _EPS
+            if derivative is not None:
+                fallback = up * derivative(ar, yr)
+            return tf.where(small, fallback, up * ((yx - yr) / tf.where(small, tf.ones_like(d),
+                                                                          d)))
+
+        kernel = _maybe_fused(("rescale", derivative), secant)
+        out = tf.reshape(kernel(ax, ar, yx, yr, fallback, up), shape)
+        return [out] + [None] * (len(op.inputs) - 1)
+
+
+@dataclass(frozen=True)
+class MaxRule:
+    """How max-like ops (MaxPool, Max, Maximum, Minimum) turn the output difference routed to an
+    input into a multiplier: routed / (x_in - ref_in).
+
+    The division is bounded by construction, so it needs no threshold: max is 1-Lipschitz,
+    |max_i a_i - max_i b_i| <= max_i |a_i - b_i|, and the difference routed to an input is at most
+    that input's own change (routed to x's argmax i only when max(x) > max(ref) >= ref_i, so
+    0 <= routed <= x_i - ref_i; symmetrically for ref's argmax). A multiplier therefore lies in
+    [0, number of pooling windows containing the input] (x upstream), however small the change.
+
+    ``continuous``: divide wherever the change is non-zero; at exactly zero use the rule's limit
+    (the ordinary gradient where the maxima of x and ref agree, 0 where they do not). Scores are
+    continuous in the inputs, and hypothetical scores stay non-zero where x and a reference
+    coincide over a receptive field. ``shap``: shap.DeepExplainer's rule, multiplier 0 wherever
+    |change| < 1e-7 (scores jump at that threshold); for agreement with shap.
+    """
+
+    name: str
+    threshold: float  # divide only where |change| >= threshold; 0: wherever it is non-zero
+    limit_at_zero: bool  # below the threshold: the rule's limit (True) or 0 (shap)
+
+    def multipliers(self, a_x: Any, a_r: Any, routed: tuple, limit: Any) -> Any:
+        """sum(routed) / (a_x - a_r), or ``limit`` (None: 0) where the change is below the
+        threshold; a_x broadcasts against a_r. The parts of ``routed`` are summed inside the
+        (fused) kernel: these tensors are the size of the pooled layer's input."""
+        tf = _tf()
+
+        def math(a_x, a_r, routed, limit):
+            d = a_x - a_r
+            small = tf.abs(d) < self.threshold if self.threshold > 0 else tf.equal(d, 0.0)
+            below = limit if self.limit_at_zero else tf.zeros_like(d)
+            return tf.where(small, below, tf.add_n(routed) / tf.where(small, tf.ones_like(d), d))
+
+        if limit is None:
+            limit = tf.zeros([], a_r.dtype)
+        return _maybe_fused(("max", self), math)(a_x, a_r, tuple(routed), limit)
+
+
+CONTINUOUS = MaxRule("continuous", 0.0, True)
+SHAP = MaxRule("shap", 1e-7, False)
+MAX_RULES = {rule.name: rule for rule in (CONTINUOUS, SHAP)}
+
+
+def max_rule(rule: str | MaxRule) -> MaxRule:
+    """The max-pool rule named ``rule`` ("continuous" or "shap"), or ``rule`` itself."""
+    if isinstance(rule, MaxRule):
+        return rule
+    if rule not in MAX_RULES:
+        raise UserError(f"maxpool_rule={rule!r}: choose one of {', '.join(MAX_RULES)}")
+    return MAX_RULES[rule]
+
+
+@dataclass(frozen=True)
+class MaxPool(Rule):
+    """Max pooling (shap's DeepLIFT max-pool rule, with ``division``): x's output difference
+    beyond the reference, max(y_x, y_r) - y_r, goes to x's argmax and y_x - max(y_x, y_r) to the
+    reference's argmax; each input divides what it received by its change. The x branch's
+    argmax is computed once per sequence and reused for its R references."""
+
+    division: MaxRule
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        r = _LAYOUT.r
+        px = _partner(op)
+        ar, yr = op.inputs[0], op.outputs[0]
+        yx = tf.repeat(px.outputs[0], r, axis=0)  # pooled: small
+        cross = tf.maximum(yx, yr)
+        kw = {k: op.get_attr(k) for k in ("ksize", "strides", "padding")}
+        if op.get_attr("data_format") != b"NHWC":
+            raise UserError(f"max pooling {op.name}: only channels-last (NHWC) is supported")
+        _, arg_x = tf.raw_ops.MaxPoolWithArgmax(input=px.inputs[0],
+                                                include_batch_in_index=False, **kw)
+        arg_x = tf.repeat(arg_x, r, axis=0)
+
+        def to_x_argmax(values):
+            return tf.raw_ops.MaxPoolGradWithArgmax(input=ar, grad=values, argmax=arg_x,
+                                                    include_batch_in_index=False, **kw)
+
+        gx = to_x_argmax(grad * (cross - yr))
+        gr = tf.raw_ops.MaxPoolGrad(orig_input=ar, orig_output=yr, grad=grad * (yx - cross),
+                                    data_format="NHWC", **kw)
+        # limit at zero change: the gradient through windows whose maxima agree (an input whose
+        # change is 0 and that is x's argmax is also the reference's argmax iff y_x == y_r)
+        limit = (to_x_argmax(grad * tf.cast(tf.equal(yx, yr), grad.dtype))
+                 if self.division.limit_at_zero else None)
+        ar5, ax5, shape = _pair(op, ar, px.inputs[0])
+        routed = tuple(_pair(op, g, px.inputs[0])[0] for g in (gx, gr))
+        if limit is not None:
+            limit, _, _ = _pair(op, limit, px.inputs[0])
+        return [tf.reshape(self.division.multipliers(ax5, ar5, routed, limit), shape)]
+
+
+@dataclass(frozen=True)
+class ReduceMax(Rule):
+    """The max-pool rule for a max reduction (GlobalMaxPooling): route the output differences
+    to the argmax of x and of the reference (ties share equally), then divide by the change."""
+
+    division: MaxRule
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        r = _LAYOUT.r
+        px = _partner(op)
+        ar, axes, yr = op.inputs[0], op.inputs[1], op.outputs[0]
+        ax = tf.repeat(px.inputs[0], r, axis=0)
+        yx = tf.repeat(px.outputs[0], r, axis=0)
+        rank = tf.rank(ar)
+        axes = tf.math.floormod(tf.reshape(tf.cast(axes, tf.int32), [-1]), rank)
+        kept_shape = tf.tensor_scatter_nd_update(tf.shape(ar), axes[:, None],
+                                                 tf.ones_like(axes))
+
+        def expand(t):
+            return tf.reshape(t, kept_shape)
+
+        def route(inp, out, diff):
+            mask = tf.cast(tf.equal(inp, expand(out)), inp.dtype)
+            count = tf.reduce_sum(mask, axis=axes, keepdims=True)
+            return mask / count * expand(grad * diff)
+
+        cross = tf.maximum(yx, yr)
+        routed = (route(ax, yx, cross - yr), route(ar, yr, yx - cross))
+        limit = (route(ax, yx, tf.cast(tf.equal(yx, yr), yx.dtype))
+                 if self.division.limit_at_zero else None)
+        return [self.division.multipliers(ax, ar, routed, limit), None]
+
+
+@dataclass(frozen=True)
+class PairwiseMax(Rule):
+    """shap's two-input rule for Maximum/Minimum (``fn``): each input gets half of its effect in
+    the two orders of arrival (a two-player Shapley value), divided by its change with
+    ``division`` (bounded: fn is 1-Lipschitz in each argument); an input-free operand gets no
+    gradient. The limit at zero change averages fn's partial derivative over the two orders."""
+
+    fn: Callable
+    division: MaxRule
+
+    def check(self, op: Any, dependent_inputs: list[int]) -> None:
+        if op.inputs[0].shape.rank != op.inputs[1].shape.rank:
+            raise UserError(f"op {op.name} ({op.type}): operands of different rank")
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        f, r = self.fn, _LAYOUT.r
+        px = _partner(op)
+        yr = op.outputs[0]
+        yx = tf.repeat(px.outputs[0], r, axis=0)
+        dep = [t.ref() in _LAYOUT.dependent for t in op.inputs]
+        shape = tf.shape(yr)
+        refs = [tf.broadcast_to(t, shape) for t in op.inputs]
+        xs = [tf.repeat(tf.broadcast_to(t, tf.shape(px.outputs[0])), r, axis=0)
+              for t in px.inputs]
         out10, out01 = f(xs[0], refs[1]), f(refs[0], xs[1])
-        effects = [0.5 * (yx - out01 + out10 - yr), 0.5 * (yx - out10 + out01 - yr)]
-    else:
-        effects = [yx - yr, yx - yr]
-    grads = []
-    for i in range(2):
-        if not dep[i]:
-            grads.append(None)
-            continue
-        d = xs[i] - refs[i]
-        small = tf.abs(d) < _EPS_POOL
-        m = tf.where(small, tf.zeros_like(d), effects[i] / tf.where(small, tf.ones_like(d), d))
-        grads.append(grad * m)
-    return grads
+        if dep[0] and dep[1]:
+            effects = [0.5 * (yx - out01 + out10 - yr), 0.5 * (yx - out10 + out01 - yr)]
+        else:
+            effects = [yx - yr, yx - yr]
+
+        def first_wins(a0, a1):  # d fn(a0, a1) / d a0, TensorFlow's convention at ties
+            return tf.cast(tf.equal(f(a0, a1), a0), a0.dtype)
+
+        # d/d a_i at a_i = ref_i, the other operand at its reference and at its x value
+        partials = [0.5 * (first_wins(refs[0], refs[1]) + first_wins(refs[0], xs[1])),
+                    0.5 * (2.0 - first_wins(refs[0], refs[1]) - first_wins(xs[0], refs[1]))]
+        return [grad * self.division.multipliers(xs[i], refs[i], (effects[i],), partials[i])
+                if dep[i] else None for i in range(2)]
+
+
+def deeplift_rules(division: MaxRule = CONTINUOUS) -> dict[str, Rule]:
+    """The op type -> DeepLIFT rule table of one trace (``division``: the max-pool rule).
+    Supporting another non-linearity is one entry here."""
+    tf = _tf()
+    table: dict[str, Rule] = {t: Rescale(_DERIVATIVES.get(t)) for t in _RESCALE_OPS}
+    table["MaxPool"] = MaxPool(division)
+    table["Max"] = ReduceMax(division)
+    table["Maximum"] = PairwiseMax(tf.maximum, division)
+    table["Minimum"] = PairwiseMax(tf.minimum, division)
+    return table
+
+
+def _deeplift_gradient(op, *grads):
+    return _LAYOUT.rules[op.type].gradient(op, grads[0])
 
 
 _REGISTERED = False
@@ -275,11 +369,7 @@ def _register_gradients() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    tf = _tf()
-    tf.RegisterGradient("BrcRescale")(_rescale_grad)
-    tf.RegisterGradient("BrcMaxPool")(_maxpool_grad)
-    tf.RegisterGradient("BrcReduceMax")(_reduce_max_grad)
-    tf.RegisterGradient("BrcBinary")(_binary_grad)
+    _tf().RegisterGradient(_GRADIENT_NAME)(_deeplift_gradient)
     _REGISTERED = True
 
 
@@ -319,11 +409,11 @@ def rescale_product_target(l_ref, l_x):
     return weighted(l_ref)
 
 
-def _pair_ops(ops_x: list, ops_r: list) -> dict:
+def _pair_ops(ops_x: list, ops_r: list, rules: dict[str, Rule]) -> dict:
     """Match the overridden ops of the reference branch with those of the x branch (same model,
     same code path: same op types in the same order)."""
-    xs = [op for op in ops_x if op.type in _OVERRIDE]
-    rs = [op for op in ops_r if op.type in _OVERRIDE]
+    xs = [op for op in ops_x if op.type in rules]
+    rs = [op for op in ops_r if op.type in rules]
     if [op.type for op in xs] != [op.type for op in rs]:
         raise UserError("the model builds a different graph for different batches; DeepLIFT "
                         "cannot pair the activations of x and its references")
@@ -496,9 +586,9 @@ def reduce_head(head, kind, *, partner=None):
     return head[:, kind[1]]
 
 
-def check_supported_ops(seq_tensor, head_tensor) -> set:
+def check_supported_ops(seq_tensor, head_tensor, rules: dict[str, Rule]) -> set:
     """Raise UserError if an op between the sequence input and the head is not supported by the
-    rescale engine (not linear and not a handled non-linearity); returns the refs of every
+    DeepLIFT engine (not linear and not in the ``rules`` table); returns the refs of every
     tensor that depends on the sequence."""
     graph = head_tensor.graph
     # forward reachability from the sequence input
@@ -523,22 +613,14 @@ def check_supported_ops(seq_tensor, head_tensor) -> set:
         for i in dep_inputs:
             needed.add(op.inputs[i].ref())
         typ = op.type
-        if typ in _RESCALE_OPS or typ in _POOL_OPS or typ in _REDUCE_MAX_OPS:
-            if dep_inputs != [0]:
-                raise UserError(f"op {op.name} ({typ}): only its first input may depend on the "
-                                "sequence for DeepLIFT")
-            continue
-        if typ in _BINARY_OPS:
-            if op.inputs[0].shape.rank != op.inputs[1].shape.rank:
-                raise UserError(f"op {op.name} ({typ}): operands of different rank")
+        if typ in rules:
+            rules[typ].check(op, dep_inputs)
             continue
         if typ not in _LINEAR_OPS:
             raise UserError(
                 f"op {op.name} of type {typ} lies between the sequence input and the explained "
                 "output and is neither linear nor a supported non-linearity "
-                f"({', '.join(_RESCALE_OPS + _POOL_OPS + _REDUCE_MAX_OPS + _BINARY_OPS)}); "
-                "DeepLIFT cannot "
-                "explain this model")
+                f"({', '.join(rules)}); DeepLIFT cannot explain this model")
         if typ in _BILINEAR_OPS and len(dep_inputs) > 1:
             raise UserError(f"op {op.name} ({typ}) multiplies two sequence-dependent tensors; "
                             "DeepLIFT's rescale rule does not cover it")
@@ -597,27 +679,30 @@ def _traced_per_model(builder: Callable) -> Callable:
 
 @_traced_per_model
 def rescale_function(model: Any, spec: ModelSpec, output: Any, logits: bool, r: int,
-                     fuse: bool = True) -> Callable:
+                     division: MaxRule = CONTINUOUS, fuse: bool = True) -> Callable:
     """Traced fn(x (n,L,4), refs (n*R,L,4), others) -> (hypothetical (n,L,4) averaged over
-    references, per-position summed contributions (n,L), t_x (n,), t_ref (n*R,))."""
+    references, per-position summed contributions (n,L), t_x (n,), t_ref (n*R,)).
+    ``division``: the max-pool rule of the max-like ops."""
     tf = _tf()
     _register_gradients()
     seq_sig, others_sig = _signature(spec)
+    rules = deeplift_rules(division)
 
     @tf.function(input_signature=[seq_sig, seq_sig, others_sig], autograph=False)
     def fn(x, refs, others):
         _LAYOUT.r = r
         _LAYOUT.fuse = fuse
+        _LAYOUT.rules = rules
         graph = tf.compat.v1.get_default_graph()
         start = len(graph.get_operations())
         head_x, kind = select_head(_call_model(model, spec, x, others), output, logits)
         middle = len(graph.get_operations())
         other_refs = {k: tf.repeat(v, r, axis=0) for k, v in others.items()}
-        with graph.gradient_override_map(_OVERRIDE):
+        with graph.gradient_override_map({t: _GRADIENT_NAME for t in rules}):
             head_r, _ = select_head(_call_model(model, spec, refs, other_refs), output, logits)
             ops = graph.get_operations()
-            _LAYOUT.partner = _pair_ops(ops[start:middle], ops[middle:])
-            _LAYOUT.dependent = check_supported_ops(refs, head_r)
+            _LAYOUT.partner = _pair_ops(ops[start:middle], ops[middle:], rules)
+            _LAYOUT.dependent = check_supported_ops(refs, head_r, rules)
             t_r = reduce_head(head_r, kind, partner=head_x)
         t_x = reduce_head(head_x, kind)
         mult = tf.gradients(tf.reduce_sum(t_r), refs)[0]

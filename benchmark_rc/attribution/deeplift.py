@@ -64,7 +64,8 @@ def predict_target(model: Any, x: Any, output: Any = None, *, logits: bool = Tru
 def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffles: int = 20,
              seed: int = 0, hypothetical: bool = False, output: Any = None, *,
              logits: bool = True, batch_size: int | None = None, progress: bool = False,
-             check_delta: float | None = 1e-3) -> np.ndarray:
+             check_delta: float | None = 1e-3,
+             maxpool_rule: str | E.MaxRule = "continuous") -> np.ndarray:
     """DeepSHAP scores (DeepLIFT rescale averaged over references): (N, L, 4) float32.
 
     Args:
@@ -79,6 +80,13 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
         batch_size: rows (sequences + references) per forward pass; bounds memory.
         progress: show a tqdm progress bar.
         check_delta: warn when summation-to-delta fails by more than this relative error.
+        maxpool_rule: how max pooling, global max pooling and element-wise maximum/minimum
+            divide by their input change: "continuous" (default; divide wherever the change is
+            non-zero, the gradient limit at exactly zero) or "shap" (shap.DeepExplainer's rule:
+            multiplier 0 where the change is below 1e-7, so scores jump at that threshold and
+            hypothetical scores vanish where x and a reference coincide over a receptive field).
+            Actual scores differ between the two only where some max input changes by less than
+            1e-7. See :class:`benchmark_rc.attribution._engine.MaxRule`.
 
     Actual scores carry, at the observed base, the per-position sum of the per-channel
     contributions, so ``scores.sum((1, 2)) == f(x) - mean_r f(ref_r)``.
@@ -93,7 +101,7 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
         if not isinstance(n_shuffles, int | np.integer) or n_shuffles < 1:
             raise UserError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
         refs_all, n_refs = None, int(n_shuffles)
-    fn = E.rescale_function(model, spec, output, logits, n_refs)
+    fn = E.rescale_function(model, spec, output, logits, n_refs, E.max_rule(maxpool_rule))
     n, length = seq.shape[:2]
     per = max(1, batch_size // (n_refs + 1))
     result = np.empty(seq.shape, dtype=np.float32)

@@ -87,15 +87,17 @@ def dinuc_references(seq: np.ndarray, n_shuffles: int, seed: int) -> np.ndarray:
 def run_method(method: str, model: Any, x: Any, output: Any, *, references: np.ndarray | None,
                hypothetical: bool = False, logits: bool = True, steps: int = 20,
                layer: str | None = None, variant: str = "textbook",
-               batch_size: int | None = None,
-               progress: bool = False) -> np.ndarray:
-    """One attribution method on (N, L, 4) input (or a dict of model inputs)."""
+               batch_size: int | None = None, progress: bool = False,
+               maxpool_rule: str = "continuous") -> np.ndarray:
+    """One attribution method on (N, L, 4) input (or a dict of model inputs); ``maxpool_rule``
+    is DeepSHAP's (see :func:`benchmark_rc.attribution.deepshap`)."""
     from benchmark_rc import attribution as A
 
     common = {"output": output, "logits": logits, "batch_size": batch_size,
               "progress": progress}
     if method == "deepshap":
-        return A.deepshap(model, x, references=references, hypothetical=hypothetical, **common)
+        return A.deepshap(model, x, references=references, hypothetical=hypothetical,
+                          maxpool_rule=maxpool_rule, **common)
     if method == "integrated_gradients":
         return A.integrated_gradients(model, x, references=references, steps=steps,
                                       hypothetical=hypothetical, **common)

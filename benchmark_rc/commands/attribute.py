@@ -35,6 +35,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="dinucleotide-shuffled references per sequence (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles")
     parser.add_argument("--steps", type=int, default=20, help="integrated-gradients steps")
+    parser.add_argument("--maxpool-rule", default="continuous", choices=("continuous", "shap"),
+                        help="DeepSHAP at max pooling: continuous (default; divides by any "
+                             "non-zero input change) or shap (shap.DeepExplainer's rule: 0 "
+                             "below a change of 1e-7)")
     parser.add_argument("--gradcam-layer", help="GradCAM layer name (default: first conv)")
     parser.add_argument("--gradcam-variant", default="textbook", choices=("textbook", "position"))
     parser.add_argument("--max-seqs", type=int, default=None,
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"n_shuffles": args.n_shuffles, "seed": args.seed, "steps": args.steps,
                "layer": args.gradcam_layer, "variant": args.gradcam_variant,
                "batch_size": args.batch_size, "logits": not args.probability,
-               "rc": not args.no_rc}
+               "rc": not args.no_rc, "maxpool_rule": args.maxpool_rule}
     if args.sweep:
         if not args.score:
             raise UserError("--sweep needs --score (it writes the method x strategy table)")
