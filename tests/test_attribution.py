@@ -4,12 +4,14 @@ RC-equivariance of attributions, ground-truth scoring, export, bad inputs."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import keras
 import numpy as np
 import pytest
 
 import benchmark_rc as brc
+from benchmark_rc.attribution import _engine as E
 from benchmark_rc.attribution import (
     deepshap,
     dinuc_shuffle_references,
@@ -214,6 +216,50 @@ def test_default_references_seeded_and_batch_invariant():
     c = deepshap(model, x, n_shuffles=3, seed=12, output=1)
     assert_f32_close(a, b)  # batch sizes 8 and 1000 may pick different kernels
     assert np.abs(a - c).max() > 0.01 * np.abs(a).max()  # other seed: other references
+
+
+def _rcps_sim(seed: int) -> keras.Model:
+    return randomize(brc.build_model("sim", "rcps", input_length=200), seed)
+
+
+def _delta_warnings(record: list) -> list:
+    return [w for w in record if "summation-to-delta" in str(w.message)]
+
+
+def test_summation_check_tolerates_rounding_of_large_targets():
+    """RC-invariant model, reference RC(x): delta = f(x) - f(RC x) is 0 up to rounding while |f|
+    is a few units, so the scores sum to delta only within ~eps32 |f|. The check used to allow
+    1e-6 absolute below |delta| = 1e-3 and warned for most sequences."""
+    rng = np.random.default_rng(30)
+    model = _rcps_sim(31)
+    x = one_hot(rng, 20, 200)
+    refs = reverse_complement(x)[:, None]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        scores = deepshap(model, x, references=refs, output=0)
+    f_x, f_r = targets(model, x, refs, 0)
+    assert np.abs(f_x).max() > 1.0  # the scenario: large targets, delta at rounding level
+    assert np.abs(f_x - f_r[:, 0]).max() < RTOL * np.abs(f_x).max()
+    assert not _delta_warnings(record), [str(w.message) for w in record]
+    assert_sums_to_delta(scores, model, x, refs, 0)
+
+
+class _DoubledRescale(E.Rescale):
+    """A deliberately wrong rule: twice the rescale multiplier."""
+
+    def gradient(self, op, grad) -> list:
+        return [None if g is None else 2.0 * g for g in super().gradient(op, grad)]
+
+
+def test_summation_check_still_warns_on_a_wrong_multiplier(monkeypatch):
+    rules = E.deeplift_rules
+    monkeypatch.setattr(E, "deeplift_rules",
+                        lambda division=E.CONTINUOUS: {**rules(division), "Relu": _DoubledRescale()})
+    rng = np.random.default_rng(30)
+    model = _rcps_sim(31)  # a fresh model: nothing traced with the real rules is cached
+    x = one_hot(rng, 20, 200)
+    with pytest.warns(RuntimeWarning, match="summation-to-delta fails in 20 sequence"):
+        deepshap(model, x, references=dinuc_shuffle_references(x, 2, seed=0), output=0)
 
 
 def _pool_threshold_model(change: float) -> tuple[keras.Model, keras.Model]:
