@@ -297,18 +297,30 @@ def test_maxpool_rules_across_the_shap_threshold():
     assert_f32_close(scores["shap", 1.5e-7].sum(-1), want)
 
 
-@pytest.mark.parametrize("strategy,shared,checked", [
+def _global_max_model() -> keras.Model:
+    inp = keras.Input((200, 4))
+    h = keras.layers.GlobalMaxPooling1D()(keras.layers.Conv1D(8, 11, activation="relu")(inp))
+    return randomize(keras.Model(inp, keras.layers.Dense(1)(h)), 33)
+
+
+_SHARED_SEGMENT_MODELS = {
+    name: (lambda name=name: randomize(brc.build_model("sim", name, input_length=200), 33))
+    for name in ("standard", "rcps", "conjoined-max")
+} | {"global-max": _global_max_model}
+
+
+@pytest.mark.parametrize("name,shared,checked", [
     # conv 21 -> max-pool 20/20: every window a base < 80 feeds lies inside [0, 100)
     ("standard", 100, 80), ("rcps", 100, 80),
-    # a StrandMerge maximum on top: the reference equals x everywhere
-    ("conjoined-max", 200, 200),
+    # a StrandMerge maximum on top / a global max: the reference equals x everywhere
+    ("conjoined-max", 200, 200), ("global-max", 200, 200),
 ])
-def test_hypothetical_scores_where_references_share_a_segment_with_x(strategy, shared, checked):
+def test_hypothetical_scores_where_references_share_a_segment_with_x(name, shared, checked):
     """TF-MoDISco inputs from references that coincide with x over a receptive field: there
     DeepLIFT's multipliers are the gradient (the continuous rule's limit), so the hypothetical
     scores are the gradient's, g_b - sum_c g_c x_c. shap's rule makes them 0."""
     rng = np.random.default_rng(32)
-    model = randomize(brc.build_model("sim", strategy, input_length=200), 33)
+    model = _SHARED_SEGMENT_MODELS[name]()
     x = one_hot(rng, 3, 200)
     refs = np.repeat(x[:, None], 2, axis=1)
     refs[:, :, shared:] = dinuc_shuffle_references(x, 2, seed=1)[:, :, shared:]

@@ -186,7 +186,8 @@ class MaxRule:
     |max_i a_i - max_i b_i| <= max_i |a_i - b_i|, and the difference routed to an input is at most
     that input's own change (routed to x's argmax i only when max(x) > max(ref) >= ref_i, so
     0 <= routed <= x_i - ref_i; symmetrically for ref's argmax). A multiplier therefore lies in
-    [0, number of pooling windows containing the input] (x upstream), however small the change.
+    [0, number of pooling windows containing the input] times the upstream multiplier, however
+    small the change.
 
     ``continuous``: divide wherever the change is non-zero; at exactly zero use the rule's limit
     (the ordinary gradient where the maxima of x and ref agree, 0 where they do not). Scores are
@@ -330,8 +331,8 @@ class PairwiseMax(Rule):
         refs = [tf.broadcast_to(t, shape) for t in op.inputs]
         xs = [tf.repeat(tf.broadcast_to(t, tf.shape(px.outputs[0])), r, axis=0)
               for t in px.inputs]
-        out10, out01 = f(xs[0], refs[1]), f(refs[0], xs[1])
         if dep[0] and dep[1]:
+            out10, out01 = f(xs[0], refs[1]), f(refs[0], xs[1])
             effects = [0.5 * (yx - out01 + out10 - yr), 0.5 * (yx - out10 + out01 - yr)]
         else:
             effects = [yx - yr, yx - yr]
@@ -339,9 +340,10 @@ class PairwiseMax(Rule):
         def first_wins(a0, a1):  # d fn(a0, a1) / d a0, TensorFlow's convention at ties
             return tf.cast(tf.equal(f(a0, a1), a0), a0.dtype)
 
-        # d/d a_i at a_i = ref_i, the other operand at its reference and at its x value
-        partials = [0.5 * (first_wins(refs[0], refs[1]) + first_wins(refs[0], xs[1])),
-                    0.5 * (2.0 - first_wins(refs[0], refs[1]) - first_wins(xs[0], refs[1]))]
+        # limit: d/d a_i at a_i = ref_i, the other operand at its reference and at its x value
+        partials = ([0.5 * (first_wins(refs[0], refs[1]) + first_wins(refs[0], xs[1])),
+                     0.5 * (2.0 - first_wins(refs[0], refs[1]) - first_wins(xs[0], refs[1]))]
+                    if self.division.limit_at_zero else [None, None])
         return [grad * self.division.multipliers(xs[i], refs[i], (effects[i],), partials[i])
                 if dep[i] else None for i in range(2)]
 
