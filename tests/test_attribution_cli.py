@@ -115,7 +115,7 @@ def test_attribute_cli_errors(workspace, capsys):
     assert "--sweep needs --score" in capsys.readouterr().err
     assert main(["attribute", "--model", str(workspace["root"] / "nope.keras"), "--data",
                  str(workspace["data"]), "--out", str(workspace["root"] / "o2")]) == 2
-    assert "not found" in capsys.readouterr().err
+    assert "nope.keras: no such model file" in capsys.readouterr().err
     assert main(["attribute", "--model", str(workspace["model"]), "--data",
                  str(workspace["data"]), "--out", str(workspace["root"] / "o3"),
                  "--n-shuffles", "0"]) == 2

@@ -201,10 +201,11 @@ def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         if not path.is_file():
             raise UserError(f"run {run['run_id']}: dataset {path} not found; pass --data")
         from benchmark_rc.data.hdf5 import read_attrs
+        from benchmark_rc.registry import load_model
 
         out = parse_output(output, read_attrs(path))
         inputs, motifs, _ = load_inputs(path, split, max_seqs, motifs_only=True, output=out)
-        model = load_saved_model(model_file)
+        model = load_model(model_file, compile=False)
         _, score_rows = attribute_and_score(model, inputs, motifs, methods, out,
                                             progress=progress, **kwargs)
         for r in score_rows:
@@ -259,23 +260,6 @@ def _markdown(pivot: Any, fmt: str) -> str:
 
 def pd_isna(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
-
-
-def load_saved_model(path: str | os.PathLike) -> Any:
-    """Load a .keras/.h5 model (or a run directory's model.keras) without compiling."""
-    import keras
-
-    import benchmark_rc  # noqa: F401  (registers the custom layers)
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.keras"
-    if not path.is_file():
-        raise UserError(f"model file {path} not found")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except (ValueError, OSError) as err:
-        raise UserError(f"{path}: cannot load the model ({err})") from err
 
 
 def write_params(out_dir: Path, params: dict) -> None:

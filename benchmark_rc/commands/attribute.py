@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from benchmark_rc.attribution import runner
     from benchmark_rc.errors import UserError
+    from benchmark_rc.registry import load_model
 
     for name in ("n_shuffles", "steps", "batch_size", "max_seqs"):
         value = getattr(args, name)
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark_rc.attribution import write_attribution_h5, write_modisco_npz
 
     out = Path(args.out)
-    model = runner.load_saved_model(args.model)
+    model = load_model(args.model, compile=False)
     from benchmark_rc.data.hdf5 import read_attrs
 
     output = runner.parse_output(args.output, read_attrs(args.data))
