@@ -1,4 +1,11 @@
-"""Model-level tests: every architecture x strategy, equivariance, shapes, parameter counts."""
+"""Model-level tests: every architecture x strategy, equivariance, shapes, parameter counts.
+
+Tolerances: a model's float32 outputs are compared at f32_rtol(model_terms(model)) (conftest),
+the round-off of the terms the network accumulates, relative to each output's scale. Equivariance
+f(RC x) == RC_out(f(x)) is exact in real arithmetic but not in float32 (RC-shared layers sum the
+same products in another order), and post-hoc / conjoined models, which happen to agree to the
+bit here, are held to the same bar. Non-equivariant controls must miss it by CONTROL_MARGIN.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import functools
 import keras
 import numpy as np
 import pytest
+from conftest import assert_f32_close, f32_rtol, model_terms
 from scipy.ndimage import uniform_filter1d
 from scipy.special import expit, softmax
 
@@ -16,7 +24,9 @@ from benchmark_rc.errors import UserError
 from benchmark_rc.registry import rc_inputs, rc_outputs
 from benchmark_rc.strategies import get_strategy
 
-TOL = 1e-5
+# Non-equivariant models must miss the equivariance bar even when it is this much looser (seen:
+# relative errors 0.1 - 1, i.e. ~1e3 - 1e4 times the bar).
+CONTROL_MARGIN = 100
 # Small hyper-parameters for the bulk of the tests; bpnet keeps its full 1346 -> 1000 geometry
 # (one full-size check below uses 64 filters).
 SMALL = {"sim": {}, "binary": {"filters": 6}, "bpnet": {"filters": 4}}
@@ -59,15 +69,21 @@ def as_dict(y) -> dict[str, np.ndarray]:
     return {"out": np.asarray(y, np.float64)}
 
 
-def equivariance_error(model: keras.Model, arch: str, x) -> float:
-    """max over outputs of max|f(RC x) - RC_out f(x)| / max(1, max|f(x)|)."""
+def model_rtol(model: keras.Model) -> float:
+    return f32_rtol(model_terms(model))
+
+
+def assert_equivariant(model: keras.Model, arch: str, x, margin: float = 1) -> None:
+    """Every output: f(RC x) == RC_out f(x) to the model's float32 round-off (x margin)."""
     y = as_dict(rc_outputs(arch, as_dict(model(x)) if arch == "bpnet" else model(x)))
     y_rc = as_dict(model(rc_inputs(arch, x)))
-    errs = []
     for key in y:
-        scale = max(1.0, float(np.max(np.abs(y[key]))))
-        errs.append(float(np.max(np.abs(y[key] - y_rc[key]))) / scale)
-    return max(errs)
+        assert_f32_close(y_rc[key], y[key], rtol=margin * model_rtol(model), err_msg=key)
+
+
+def assert_not_equivariant(model: keras.Model, arch: str, x) -> None:
+    with pytest.raises(AssertionError):
+        assert_equivariant(model, arch, x, margin=CONTROL_MARGIN)
 
 
 def evaluated_model(model: keras.Model, arch: str, strategy: str) -> keras.Model:
@@ -98,7 +114,7 @@ def trained_model(arch: str, strategy: str) -> keras.Model:
 @pytest.mark.parametrize(("arch", "strategy"), [c for c in CASES if c[1] in EQUIVARIANT])
 def test_equivariant_with_random_weights(arch, strategy):
     model = evaluated_model(fresh_model(arch, strategy), arch, strategy)
-    assert equivariance_error(model, arch, make_inputs(arch, 3, seed=5)) < TOL
+    assert_equivariant(model, arch, make_inputs(arch, 3, seed=5))
 
 
 @pytest.mark.parametrize(("arch", "strategy"), [c for c in CASES if c[1] in EQUIVARIANT])
@@ -108,20 +124,20 @@ def test_equivariant_after_training(arch, strategy):
     if arch != "bpnet":  # sim / binary have batch norm: its statistics must have moved
         assert bn and all(float(np.max(np.abs(np.asarray(v)))) > 0 for v in bn)
     model = evaluated_model(model, arch, strategy)
-    assert equivariance_error(model, arch, make_inputs(arch, 3, seed=6)) < TOL
+    assert_equivariant(model, arch, make_inputs(arch, 3, seed=6))
 
 
 @pytest.mark.parametrize(("arch", "strategy"), [c for c in CASES if c[1] in NON_EQUIVARIANT])
 def test_non_equivariant_strategies_measurably_fail(arch, strategy):
     x = make_inputs(arch, 3, seed=7)
-    assert equivariance_error(fresh_model(arch, strategy), arch, x) > 100 * TOL
-    assert equivariance_error(trained_model(arch, strategy), arch, x) > 100 * TOL
+    assert_not_equivariant(fresh_model(arch, strategy), arch, x)
+    assert_not_equivariant(trained_model(arch, strategy), arch, x)
 
 
 @pytest.mark.parametrize("strategy", ["rcps", "hybrid-all"])
 def test_bpnet_full_size_equivariant(strategy):
     model = build_model("bpnet", strategy, seed=3)
-    assert equivariance_error(model, "bpnet", make_inputs("bpnet", 2, seed=8)) < TOL
+    assert_equivariant(model, "bpnet", make_inputs("bpnet", 2, seed=8))
 
 
 def _out_len(model: keras.Model, name: str) -> int:
@@ -202,9 +218,12 @@ def test_logits_model_and_conjoin_modes(arch):
     x = make_inputs(arch, 4, seed=9)
     x_rc = rc_inputs(arch, x)
     probs = np.asarray(model(x))
-    logits = np.asarray(logits_model(model)(x))
-    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), probs, rtol=1e-5, atol=1e-6)
-    logits_rc = np.asarray(logits_model(model)(x_rc))
+    logits = np.asarray(logits_model(model)(x), np.float64)
+    # separate forward passes (the sub-models may be traced with other fusions), then a sigmoid
+    # or the strand merge: the model's round-off plus a few element-wise terms
+    rtol = f32_rtol(model_terms(model), 16)
+    assert_f32_close(probs, expit(logits), rtol=rtol)
+    logits_rc = np.asarray(logits_model(model)(x_rc), np.float64)
     expected = {
         "logit": expit((logits + logits_rc) / 2),
         "prob": (expit(logits) + expit(logits_rc)) / 2,
@@ -212,7 +231,7 @@ def test_logits_model_and_conjoin_modes(arch):
     }
     for mode, want in expected.items():
         got = np.asarray(conjoin(model, arch, mode)(x))
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert_f32_close(got, want, rtol=rtol, err_msg=mode)
     with pytest.raises(UserError, match="conjoin mode"):
         conjoin(model, arch, "median")
 
@@ -223,14 +242,14 @@ def test_bpnet_conjoin_maps_rc_branch_back():
     fwd = as_dict(model(x))
     rev = as_dict(rc_outputs("bpnet", as_dict(model(rc_inputs("bpnet", x)))))
     got = as_dict(conjoin(model, "bpnet", "logit")(x))
-    np.testing.assert_allclose(got["profile"], (fwd["profile"] + rev["profile"]) / 2, rtol=1e-5,
-                               atol=1e-5)
-    np.testing.assert_allclose(got["counts"], (fwd["counts"] + rev["counts"]) / 2, rtol=1e-5,
-                               atol=1e-5)
+    rtol = f32_rtol(model_terms(model), 4)  # separate forward passes, then the average
+    for key in ("profile", "counts"):
+        assert_f32_close(got[key], (fwd[key] + rev[key]) / 2, rtol=rtol, err_msg=key)
     prob = as_dict(conjoin(model, "bpnet", "prob")(x))["profile"]
-    np.testing.assert_allclose(
+    # two log-softmaxes over the 1000 positions and a logaddexp on top of the forward passes
+    assert_f32_close(
         np.exp(prob), (softmax(fwd["profile"], axis=1) + softmax(rev["profile"], axis=1)) / 2,
-                               rtol=1e-4, atol=1e-7)
+        rtol=f32_rtol(model_terms(model), 2 * 1000, 16))
 
 
 def test_bpnet_val_loss_is_profile_mnll():
@@ -238,7 +257,9 @@ def test_bpnet_val_loss_is_profile_mnll():
     x, y = make_inputs("bpnet", 4, seed=11), make_targets("bpnet", 4, seed=11)
     logs = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
     assert logs["counts_loss"] > 0
-    assert logs["loss"] == pytest.approx(logs["profile_loss"], rel=1e-6)
+    # equal in real arithmetic (counts weight 0); Keras averages the two over the 2 batches in
+    # its own trackers, a few roundings per batch
+    assert logs["loss"] == pytest.approx(logs["profile_loss"], rel=f32_rtol(2 * 4))
 
 
 def test_strategy_records_and_errors():
@@ -320,7 +341,7 @@ def test_save_load_fresh_process_h5_and_keras(tmp_path):
     bp = make_inputs("bpnet", 2, 22)
     np.savez(tmp_path / "inputs.npz", **inputs, **{f"bpnet/{k}": v for k, v in bp.items()})
     inputs["bpnet"] = bp
-    jobs, expected = [], {}
+    jobs, expected, rtols = [], {}, {}
     for arch, strategies in SAVED.items():
         for strategy in strategies:
             model = evaluated_model(trained_model(arch, strategy), arch, strategy)
@@ -328,6 +349,8 @@ def test_save_load_fresh_process_h5_and_keras(tmp_path):
             modes = ["logit", "prob", "max"] if strategy == "rcaug" else []
             for fmt in ("keras", "h5"):  # .keras first: saving .h5 mutates the compile config
                 key = f"{arch}-{strategy}-{fmt}"
+                # conjoin / logits models add a merge or drop the sigmoid: a few more terms
+                rtols[key] = f32_rtol(model_terms(model), 16)
                 path = tmp_path / f"{key}.{fmt}"
                 model.save(path)
                 jobs.append({"path": str(path), "arch": arch, "key": key, "modes": modes})
@@ -346,8 +369,10 @@ def test_save_load_fresh_process_h5_and_keras(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = dict(np.load(tmp_path / "out.npz"))
     assert set(got) == set(expected)
+    # The weights round-trip bit for bit, but the outputs come from another process, which need
+    # not pick the same kernels, thread split or op fusions: allow the model's round-off.
     for key, value in expected.items():
-        np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-6, err_msg=key)
+        assert_f32_close(got[key], value, rtol=rtols[key.split("|")[0]], err_msg=key)
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert "MultinomialNLL" in meta["bpnet-rcps-h5"] and "MultinomialNLL" in meta["bpnet-rcps-keras"]
     assert "binary_crossentropy" in meta["sim-rcps-h5"].lower()
@@ -358,16 +383,19 @@ def test_bpnet_control_rule_matters():
     model = fresh_model("bpnet", "rcps")
     x = make_inputs("bpnet", 2, seed=30)
     x["control"] = x["control"] * np.array([1.0, 3.0], "float32")  # distinct smoothing levels
-    assert equivariance_error(model, "bpnet", x) < TOL
+    assert_equivariant(model, "bpnet", x)
     wrong = rc_inputs("bpnet", x)
     wrong["control"] = wrong["control"][..., ::-1]
     y = rc_outputs("bpnet", as_dict(model(x)))
-    assert float(np.max(np.abs(as_dict(model(wrong))["profile"] - y["profile"]))) > 1e-3
+    with pytest.raises(AssertionError):
+        assert_f32_close(as_dict(model(wrong))["profile"], y["profile"],
+                         rtol=CONTROL_MARGIN * model_rtol(model))
 
 
 def test_seed_fixes_initial_weights():
     a = build_model("sim", "rcps", seed=5).get_weights()
     b = build_model("sim", "rcps", seed=5).get_weights()
     c = build_model("sim", "rcps", seed=6).get_weights()
+    # exact: the same seed draws the same random bits, turned into weights by the same ops
     assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
     assert not all(np.array_equal(u, v) for u, v in zip(a, c, strict=True))
