@@ -1,5 +1,10 @@
 """The smoke sweep end to end over every strategy (sim and tiny bpnet), resume after a kill,
-failures, shards, CLI."""
+failures, shards, CLI.
+
+Float comparisons: rc_divergence is held to the float32 round-off of each run's model at the
+scale of its logits (rc_divergence_bar); metrics recomputed from the same weights, batches and
+kernels see the same predictions, so they agree to float64 round-off (F64_REL).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_f32_close, f32_rtol, model_terms
 
 import benchmark_rc.training as training
 from benchmark_rc import list_strategies
@@ -21,13 +27,44 @@ from benchmark_rc.benchmark import (
     run_sweep,
 )
 from benchmark_rc.cli import main
+from benchmark_rc.data.pipeline import make_dataset
 from benchmark_rc.errors import UserError
 from benchmark_rc.presets import get_preset
+from benchmark_rc.registry import conjoin, logits_model
 from benchmark_rc.strategies import get_strategy
 
 # the smoke preset's datasets: name -> (arch, metric columns its rows must fill)
 SMOKE_DATASETS = {"smoke-sim": ("sim", ("auroc", "auprc")),
                   "smoke-profile": ("bpnet", ("jsd", "pearson", "spearman"))}
+# the same float64 metric recomputed from identical predictions: another summation order at most
+F64_REL = 1e-12
+# a non-equivariant model must miss the rc_divergence bar even when it is this much looser
+CONTROL_MARGIN = 100
+
+
+def rc_divergence_bar(model: keras.Model, arch: str, data) -> float:
+    """Float32 bound on the rc_divergence of an equivariant ``model`` (0 in exact arithmetic).
+
+    Forward and RC logits differ by at most d = f32_rtol(model_terms) x max|logit| (test split).
+    Classification: rc_divergence = mean |logit difference| <= d. Profiles: the JSD of the two
+    softmaxes is quadratic in d (<= d**2 / 2 to second order); allow d**2.
+    """
+    batches = [x for x, _ in make_dataset(data, "test", batch_size=64)]
+    if arch == "bpnet":
+        logits = [model.predict_on_batch(x)["profile"] for x in batches]
+    else:
+        logits = [logits_model(model).predict_on_batch(x) for x in batches]
+    d = f32_rtol(model_terms(model)) * max(float(np.max(np.abs(b))) for b in logits)
+    return d**2 if arch == "bpnet" else d
+
+
+def _evaluated_model(runs, run_id: str, arch: str, strategy: str) -> keras.Model:
+    """The model a run was evaluated as (post-hoc runs: the conjoined base run's model)."""
+    config = json.loads((runs / run_id / "config.json").read_text())
+    if config.get("posthoc_of"):
+        base = keras.models.load_model(runs / config["posthoc_of"] / "model.keras")
+        return conjoin(base, arch, get_strategy(strategy).posthoc)
+    return keras.models.load_model(runs / run_id / "model.keras")
 
 
 @pytest.fixture(scope="module")
@@ -62,21 +99,26 @@ def test_smoke_sweep_runs_every_strategy(smoke):
 
 
 @pytest.mark.parametrize("dataset", sorted(SMOKE_DATASETS))
-def test_rc_divergence_zero_exactly_for_equivariant_strategies(smoke, dataset):
+def test_rc_divergence_zero_to_round_off_for_equivariant_strategies(smoke, dataset):
     """Equivariant models agree with their RC-mapped selves up to float32 round-off (seen:
-    <= 3e-7 on logits for sim, <= 1e-13 JSD for bpnet); standard and rcaug models are not
-    constrained and differ by orders of magnitude more (seen: ~0.18 mean |logit difference| for
-    sim, ~0.02 JSD for bpnet even after 4 steps from random weights), so 1e-3 separates them."""
+    <= 3e-7 on logits for sim, <= 1e-13 JSD for bpnet), within rc_divergence_bar; standard
+    and rcaug models are not constrained and miss that bar by orders of magnitude (seen: ~0.18
+    mean |logit difference| for sim, ~0.02 JSD for bpnet even after 4 steps from random
+    weights)."""
     out, _ = smoke
-    by_strategy = {r["strategy"]: float(r["rc_divergence"]) for r in read_results(
-        out / "results.csv") if r["dataset"] == dataset}
-    assert sorted(by_strategy) == sorted(list_strategies())
-    for strategy, value in by_strategy.items():
+    arch = SMOKE_DATASETS[dataset][0]
+    rows = {r["strategy"]: r for r in read_results(out / "results.csv")
+            if r["dataset"] == dataset}
+    assert sorted(rows) == sorted(list_strategies())
+    for strategy, row in rows.items():
+        value = float(row["rc_divergence"])
+        model = _evaluated_model(out / "runs", row["run_id"], arch, strategy)
+        bar = rc_divergence_bar(model, arch, out / "data" / f"{dataset}.h5")
         if get_strategy(strategy).equivariant:
-            assert 0.0 <= value <= 1e-4, (dataset, strategy, value)
+            assert 0.0 <= value <= bar, (dataset, strategy, value, bar)
         else:
-            assert value > 1e-3, (dataset, strategy, value)
-    assert {s for s in by_strategy if not get_strategy(s).equivariant} == {"standard", "rcaug"}
+            assert value > CONTROL_MARGIN * bar, (dataset, strategy, value, bar)
+    assert {s for s in rows if not get_strategy(s).equivariant} == {"standard", "rcaug"}
 
 
 def test_tiny_profile_dataset_matches_tiny_bpnet(smoke):
@@ -90,7 +132,8 @@ def test_tiny_profile_dataset_matches_tiny_bpnet(smoke):
     assert config["model_hparams"]["filters"] == 4 and config["model_hparams"]["n_dilated"] == 2
     model = keras.models.load_model(run / "model.keras")
     params = config["dataset"]["params"]
-    assert tuple(model.input["sequence"].shape) == (None, params["seq_len"], 4)
+    inputs = {t.name: t for t in model.inputs}  # a list in the documented order
+    assert tuple(inputs["sequence"].shape) == (None, params["seq_len"], 4)
     assert tuple(model.output["profile"].shape) == (None, params["out_len"], 2)
 
 
@@ -122,7 +165,10 @@ def test_saved_keras_model_keeps_adam_optimizer(smoke):
     assert type(model.optimizer).__name__ == "Adam"
     h5 = keras.models.load_model(out / "runs" / "smoke-sim-rcps-s1" / "model.h5")
     x = np.random.default_rng(0).random((4, 200, 4)).astype(np.float32)
-    np.testing.assert_allclose(model.predict(x, verbose=0), h5.predict(x, verbose=0), rtol=1e-6)
+    # the same weights (stored bit for bit) in a graph each loader builds itself: allow the
+    # model's round-off should the two pick other kernels or fusions
+    assert_f32_close(h5.predict(x, verbose=0), model.predict(x, verbose=0),
+                     rtol=f32_rtol(model_terms(model)))
 
 
 def test_rerun_skips_finished_runs(smoke):
@@ -202,14 +248,18 @@ def test_evaluate_and_conjoin_cli(smoke, tmp_path, capsys):
                  "--out", str(tmp_path / "m.json")]) == 0
     scores = json.loads((tmp_path / "m.json").read_text())
     stored = json.loads((rcaug / "metrics.json").read_text())
-    assert scores["auroc"] == pytest.approx(stored["auroc"])
+    # same weights (saved bit for bit), batches and kernels as the run's own evaluation: the
+    # same logits, so the same float64 auROC (a near tie cannot flip)
+    assert scores["auroc"] == pytest.approx(stored["auroc"], rel=F64_REL)
     assert main(["conjoin", "--model", str(rcaug / "model.keras"), "--out",
                  str(tmp_path / "cj")]) == 0
     assert main(["evaluate", "--model", str(tmp_path / "cj" / "model.h5"), "--data", data]) == 0
     printed = capsys.readouterr().out
     conj = json.loads(printed[printed.rindex("{"):printed.rindex("}") + 1])
     posthoc = json.loads((out / "runs" / "smoke-sim-posthoc-s1" / "metrics.json").read_text())
-    assert conj["auroc"] == pytest.approx(posthoc["auroc"]) and conj["rc_divergence"] < 1e-4
+    assert conj["auroc"] == pytest.approx(posthoc["auroc"], rel=F64_REL)
+    conjoined = keras.models.load_model(tmp_path / "cj" / "model.h5")
+    assert conj["rc_divergence"] <= rc_divergence_bar(conjoined, "sim", data)
     # a post-hoc run directory records its arch under base_config
     posthoc_dir = out / "runs" / "smoke-sim-posthoc-s1"
     assert main(["conjoin", "--model", str(posthoc_dir), "--mode", "max", "--out",
