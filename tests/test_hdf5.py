@@ -1,4 +1,8 @@
-"""The HDF5 dataset schema: round trip, validation of broken files, atomic writes."""
+"""The HDF5 dataset schema: round trip, validation of broken files, atomic writes.
+
+Round trips compare with assert_array_equal: HDF5 stores and returns the very bytes written
+(uint8 one-hot, float32 arrays), so any difference is a bug, not round-off.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Metrics against independent scipy/sklearn computations and hand-made profiles."""
+"""Metrics against independent scipy/sklearn computations and hand-made profiles.
+
+The metrics are float64 numpy code, so tolerances are float64 ones (eps 2.2e-16): rel=1e-12
+where the same formula runs in another order, rel=1e-9 where an independent implementation
+(gaussian_filter1d, scipy.stats) sums over 1000-position profiles, pytest.approx's default
+(rel 1e-6) against sklearn's rank metrics, and exact == where the arithmetic is exact.
+"""
 
 from __future__ import annotations
 
@@ -158,12 +164,15 @@ def test_rc_divergence_profile_zero_for_equivariant_and_positive_otherwise(rando
     rng = np.random.default_rng(5)
     fwd = rng.normal(size=(4, 100, 2))
     rc_equivariant = fwd[:, ::-1, ::-1]
+    # 0 in exact arithmetic; the softmaxes of the flipped logits sum in another order (float64
+    # round-off ~1e-16), and the JSD is quadratic in that difference
     assert metrics.rc_divergence_profile(fwd, rc_equivariant) == pytest.approx(0, abs=1e-12)
     assert metrics.rc_divergence_profile(fwd, fwd) > 1e-3
 
 
 def test_rc_divergence_logits():
     f = np.array([[0.5, -1.0], [2.0, 0.0]])
+    # exact: |f - f| = 0, and sums / means of these small dyadic numbers are exact in binary
     assert metrics.rc_divergence_logits(f, f) == 0
     assert metrics.rc_divergence_logits(f, f + np.array([[1.0, -1.0], [0.0, 2.0]])) == 1.0
     with pytest.raises(ValueError):

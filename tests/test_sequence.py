@@ -1,4 +1,8 @@
-"""One-hot encoding and the RC transforms of the conventions."""
+"""One-hot encoding and the RC transforms of the conventions.
+
+Exact comparisons throughout: encoding writes 0/1, and the RC transforms only permute stored
+values (numpy or TF flips), which no backend or kernel can round.
+"""
 
 from __future__ import annotations
 
