@@ -23,10 +23,12 @@ Undefined values (NaN handling, a documented deviation from a plain ``np.average
     out of the macro average and counted in ``n_tasks_excluded`` (all tasks undefined → NaN).
 
 RC-consistency
-    :func:`rc_divergence_logits` — mean |f(x) − f(RC x)| of (N, T) logits of an invariant output;
+    Both take the forward prediction f(x) and the prediction for the reverse complement already
+    mapped back by the output's RC rule, RC_out(f(RC x)) (:meth:`benchmark_rc.tasks.Task.
+    rc_outputs`); they are 0 for an RC-equivariant model.
+    :func:`rc_divergence_logits` — mean |f(x) − RC_out(f(RC x))| of (N, T) logits;
     :func:`rc_divergence_profile` (per example: :func:`rc_jsd_profile`) — mean JSD between the
-    forward predicted distribution and the RC-mapped prediction for the reverse complement
-    (unsmoothed, natural log).
+    two predicted distributions (unsmoothed, natural log).
 """
 
 from __future__ import annotations
@@ -199,34 +201,27 @@ def softmax_profile(logits: np.ndarray) -> np.ndarray:
     return special.softmax(np.asarray(logits, dtype=np.float64), axis=1)
 
 
-def rc_map_profile(profile: np.ndarray) -> np.ndarray:
-    """RC of (N, L, 2) profiles: reverse positions and swap the two strands."""
-    return np.asarray(profile)[:, ::-1, ::-1]
-
-
-def rc_divergence_logits(forward_logits: np.ndarray, rc_logits: np.ndarray) -> float:
-    """Mean |f(x) − f(RC x)| over examples and tasks of (N, T) pre-sigmoid logits.
-
-    For an invariant per-sequence output the RC map of the output is the identity, so an exactly
-    RC-invariant model gives 0 (to float32 round-off).
-    """
+def rc_divergence_logits(forward_logits: np.ndarray, back_logits: np.ndarray) -> float:
+    """Mean |f(x) − RC_out(f(RC x))| over examples and tasks of (N, T) pre-sigmoid logits (for
+    an invariant output RC_out is the identity); 0 (to float32 round-off) for an exactly
+    RC-invariant model."""
     f = np.asarray(forward_logits, dtype=np.float64)
-    r = np.asarray(rc_logits, dtype=np.float64)
+    r = np.asarray(back_logits, dtype=np.float64)
     if f.shape != r.shape:
         raise ValueError(f"forward {f.shape} and RC {r.shape} logits differ in shape")
     return float(np.mean(np.abs(f - r)))
 
 
-def rc_jsd_profile(forward_logits: np.ndarray, rc_logits: np.ndarray) -> np.ndarray:
+def rc_jsd_profile(forward_logits: np.ndarray, back_logits: np.ndarray) -> np.ndarray:
     """Per-example JSD (N,) (natural log, unsmoothed, mean over strands) between
-    softmax(forward logits) and the RC-mapped softmax(logits predicted for the RC input);
-    both (N, L, 2). 0 for an equivariant model."""
+    softmax(f(x)) and softmax(RC_out(f(RC x))), from (N, L, 2) logits; the softmax is over
+    positions, so it commutes with RC_out (reverse positions, swap strands)."""
     p = softmax_profile(forward_logits)
-    q = rc_map_profile(softmax_profile(rc_logits))
+    q = softmax_profile(back_logits)
     _check_profiles(p, q)
     return jensen_shannon(p, q, axis=1).mean(axis=-1)
 
 
-def rc_divergence_profile(forward_logits: np.ndarray, rc_logits: np.ndarray) -> float:
+def rc_divergence_profile(forward_logits: np.ndarray, back_logits: np.ndarray) -> float:
     """Mean over examples of :func:`rc_jsd_profile`."""
-    return float(np.mean(rc_jsd_profile(forward_logits, rc_logits)))
+    return float(np.mean(rc_jsd_profile(forward_logits, back_logits)))

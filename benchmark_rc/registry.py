@@ -18,8 +18,6 @@ import keras
 from benchmark_rc.architectures import ARCHITECTURES, Architecture, get_architecture
 from benchmark_rc.architectures.base import conjoin_network
 from benchmark_rc.errors import UserError
-from benchmark_rc.layers.conjoin import RC_RULE_FUNCTIONS
-from benchmark_rc.sequence import reverse_complement
 from benchmark_rc.strategies import STRATEGIES, build_logits_network, get_strategy, merge_modes
 
 
@@ -55,13 +53,9 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> keras.Model:
 
 
 def _finalize(net: keras.Model, arch: Architecture, hp: dict[str, Any]) -> keras.Model:
-    """Add the sigmoid of classification models and compile."""
-    if arch.task == "classification":
-        probs = keras.layers.Activation("sigmoid", name="probabilities")(net.outputs[0])
-        model = keras.Model(net.inputs[0], probs, name=net.name)
-    else:
-        model = net
-    loss, weights = arch.make_loss(hp)
+    """The task's user-facing model (e.g. a sigmoid on classification logits), compiled."""
+    model = arch.task.finalize(net)
+    loss, weights = arch.task.make_loss(hp)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(hp["learning_rate"])),
         loss=loss,
@@ -130,7 +124,7 @@ def conjoin(model: keras.Model, arch: str | Architecture, mode: str = "logit") -
         unchanged; its profile is mapped back (reverse positions, swap strands) and its counts
         swapped before merging.
     """
-    spec = arch if isinstance(arch, Architecture) else get_architecture(arch)
+    spec = _architecture(arch)
     merges = merge_modes(spec, mode)
     g = logits_model(model)
     net = conjoin_network(g, spec, merges, name=f"{model.name}_conjoined_{mode}")
@@ -138,25 +132,18 @@ def conjoin(model: keras.Model, arch: str | Architecture, mode: str = "logit") -
     return _finalize(net, spec, hp)
 
 
-def rc_inputs(arch: str, x: Any) -> Any:
-    """The RC of model inputs of ``arch`` (numpy or tensors).
-
-    sim/binary: ``x`` (N, L, 4) -> reverse complement. bpnet: dict -> sequence RC'd, control
-    reversed along length only, control_logcount unchanged.
-    """
-    spec = get_architecture(arch)
-    if spec.task == "classification":
-        return reverse_complement(x)
-    return {key: RC_RULE_FUNCTIONS[spec.input_rules[key]](value) for key, value in x.items()}
+def rc_inputs(arch: str | Architecture, x: Any) -> Any:
+    """RC of model inputs of ``arch`` by its task's rules: the sequence array alone for
+    one-input models, or a dict by input name (bpnet: sequence RC'd, control reversed along
+    length only, control log count unchanged). numpy arrays or tensors."""
+    return _architecture(arch).task.rc_inputs(x)
 
 
-def rc_outputs(arch: str, y: Any) -> Any:
-    """The RC of model outputs of ``arch``: what f(RC x) equals for an equivariant model.
+def rc_outputs(arch: str | Architecture, y: Any) -> Any:
+    """RC map of logits outputs of ``arch`` by its task's rules: (N, T) logits of one-output
+    models unchanged; a dict for bpnet (profile reversed + strands swapped, counts swapped)."""
+    return _architecture(arch).task.rc_outputs(y)
 
-    sim/binary probabilities / logits (N, T): unchanged (invariant). bpnet dict: profile
-    (N, L, 2) reversed and strand-swapped, counts (N, 2) swapped.
-    """
-    spec = get_architecture(arch)
-    if spec.task == "classification":
-        return y
-    return {key: RC_RULE_FUNCTIONS[spec.output_rules[key]](value) for key, value in y.items()}
+
+def _architecture(arch: str | Architecture) -> Architecture:
+    return arch if isinstance(arch, Architecture) else get_architecture(arch)

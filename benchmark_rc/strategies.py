@@ -85,12 +85,7 @@ def merge_modes(arch: Architecture, mode: str) -> dict[str, str]:
     """StrandMerge mode per logits output for a conjoin ``mode`` ("logit", "prob", "max")."""
     if mode not in CONJOIN_MODES:
         raise UserError(f"conjoin mode must be one of {CONJOIN_MODES}, got {mode!r}")
-    if arch.task == "classification":
-        return {"logits": {"logit": "mean", "max": "max", "prob": "sigmoid_mean"}[mode]}
-    return {
-        "profile": {"logit": "mean", "max": "max", "prob": "softmax_mean"}[mode],
-        "counts": "max" if mode == "max" else "mean",
-    }
+    return arch.task.merge_modes(mode)
 
 
 def build_logits_network(

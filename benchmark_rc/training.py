@@ -52,7 +52,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ import numpy as np
 
 from benchmark_rc.errors import UserError
 from benchmark_rc.fileio import atomic_path, atomic_write_text, json_default
+from benchmark_rc.tasks import CLASSIFICATION, PROFILE, Task, Validation, get_task
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoint"
@@ -71,7 +72,7 @@ class Protocol:
     """How one task is trained (see the module table)."""
 
     name: str
-    task: str  # "classification" | "profile"
+    task: Task
     batch_size: int
     epochs: int
     steps_per_epoch: int | None  # None: one pass over the training split
@@ -82,15 +83,18 @@ class Protocol:
     rc_mode: str  # how RC augmentation is realised: "doubled" set or "within" batch
     eval_batch_size: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, the task by name (for config.json)."""
+        return dict(dataclasses.asdict(self), task=self.task.name)
+
 
 PROTOCOLS: dict[str, Protocol] = {
-    "sim": Protocol("sim", "classification", 500, 200, None, 10, "auroc", None, 0, "doubled",
+    "sim": Protocol("sim", CLASSIFICATION, 500, 200, None, 10, "auroc", None, 0, "doubled",
                     1000),
-    "binary": Protocol("binary", "classification", 100, 160, 50, None, "auroc", 0.2, 0, "within",
+    "binary": Protocol("binary", CLASSIFICATION, 100, 160, 50, None, "auroc", 0.2, 0, "within",
                        1000),
-    "profile": Protocol("profile", "profile", 64, 200, None, 10, "loss", None, 200, "within", 64),
+    "profile": Protocol("profile", PROFILE, 64, 200, None, 10, "loss", None, 200, "within", 64),
 }
-ARCH_PROTOCOL = {"sim": "sim", "binary": "binary", "bpnet": "profile"}
 _OVERRIDABLE = ("batch_size", "epochs", "steps_per_epoch", "patience", "select", "upsample",
                 "jitter", "eval_batch_size")
 
@@ -118,7 +122,9 @@ class TrainConfig:
 
     def resolved_protocol(self) -> Protocol:
         """The protocol with this config's overrides applied."""
-        name = self.protocol or ARCH_PROTOCOL.get(self.arch)
+        from benchmark_rc.architectures import get_architecture
+
+        name = self.protocol or get_architecture(self.arch).protocol
         if name not in PROTOCOLS:
             raise UserError(f"no training protocol {name!r} (arch {self.arch!r}); choose one of "
                             f"{list(PROTOCOLS)}")
@@ -131,8 +137,9 @@ class TrainConfig:
         proto = dataclasses.replace(base, **overrides)
         if proto.select not in ("auroc", "loss"):
             raise UserError(f"select must be 'auroc' or 'loss', got {proto.select!r}")
-        if proto.task == "profile" and proto.select == "auroc":
-            raise UserError("profile models are selected by validation loss (select='loss')")
+        if proto.select == "auroc" and proto.task.selection != "auroc":
+            raise UserError(f"{proto.task.name} models are selected by validation loss "
+                            "(select='loss')")
         return proto
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,30 +267,7 @@ class _Checkpoint:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _classification_loss(model: Any) -> Callable[[np.ndarray, np.ndarray], float]:
-    import keras
-
-    loss = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
-    if isinstance(loss, Mapping) or isinstance(loss, list | tuple):
-        loss = next(iter(loss.values())) if isinstance(loss, Mapping) else loss[0]
-
-    def fn(y: np.ndarray, p: np.ndarray) -> float:
-        return float(keras.ops.convert_to_numpy(loss(y.astype(np.float32), p.astype(np.float32))))
-
-    return fn
-
-
-@dataclass
-class ValidationData:
-    """Validation of one run: ``dataset`` (batches as for fit) and, for classification, the
-    labels ``y`` (N, T) in dataset order."""
-
-    dataset: Any
-    task: str
-    y: np.ndarray | None = None
-
-
-def fit_model(model: Any, train_ds: Any, steps_per_epoch: int, valid: ValidationData,
+def fit_model(model: Any, train_ds: Any, steps_per_epoch: int, valid: Validation,
               protocol: Protocol, run_dir: str | os.PathLike, *,
               progress: bool = False, desc: str = "",
               extra_callbacks: list[Any] | None = None) -> FitResult:
@@ -294,7 +278,7 @@ def fit_model(model: Any, train_ds: Any, steps_per_epoch: int, valid: Validation
             outputs for profiles).
         train_ds: endless (repeated) tf.data stream of training batches; ``steps_per_epoch``
             batches make one epoch. On resume the consumed batches are skipped.
-        valid: validation data (see :class:`ValidationData`).
+        valid: the task's per-epoch validation (:meth:`benchmark_rc.tasks.Task.validation`).
         protocol: epochs, patience, selection metric.
         run_dir: directory for ``checkpoint/``.
         progress: show a tqdm bar over epochs.
@@ -321,8 +305,6 @@ def fit_model(model: Any, train_ds: Any, steps_per_epoch: int, valid: Validation
     if state["stopped_early"] or initial_epoch >= protocol.epochs:
         initial_epoch = protocol.epochs  # nothing left to train
 
-    loss_fn = _classification_loss(model) if valid.task == "classification" else None
-
     class ProtocolCallback(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
@@ -344,15 +326,7 @@ def fit_model(model: Any, train_ds: Any, steps_per_epoch: int, valid: Validation
             logs = logs if logs is not None else {}
             row: dict[str, float] = {"epoch": epoch}
             row.update({k: float(v) for k, v in logs.items()})
-            if valid.task == "classification":
-                from benchmark_rc.metrics import classification_metrics
-
-                pred = self.model.predict(valid.dataset, verbose=0)
-                scores = classification_metrics(valid.y, pred)
-                row["val_loss"] = loss_fn(valid.y, pred)
-                row["val_auroc"], row["val_auprc"] = scores["auroc"], scores["auprc"]
-            else:
-                _check_profile_val_loss(row)
+            row.update(valid.scores(self.model, row))
             row["seconds"] = time.perf_counter() - self.t0
             logs.update({k: v for k, v in row.items() if k != "epoch"})
 
@@ -392,8 +366,8 @@ def fit_model(model: Any, train_ds: Any, steps_per_epoch: int, valid: Validation
     if initial_epoch < protocol.epochs:
         stream = train_ds.skip(initial_epoch * steps_per_epoch) if initial_epoch else train_ds
         fit_kwargs: dict[str, Any] = {}
-        if valid.task == "profile":
-            fit_kwargs["validation_data"] = valid.dataset
+        if valid.keras_data is not None:
+            fit_kwargs["validation_data"] = valid.keras_data
         model.fit(stream, epochs=protocol.epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps_per_epoch, verbose=0, shuffle=False,
                   callbacks=[ProtocolCallback(), *(extra_callbacks or [])], **fit_kwargs)
@@ -404,19 +378,6 @@ def fit_model(model: Any, train_ds: Any, steps_per_epoch: int, valid: Validation
                      else float("nan"),
                      epochs_run=state["epoch"] + 1, stopped_early=bool(state["stopped_early"]),
                      train_seconds=float(state["seconds"]), resumed_from=state["resumed_from"])
-
-
-def _check_profile_val_loss(row: Mapping[str, float]) -> None:
-    """Keras 3 must report val_loss == val_profile_loss (count weight 0; spec §8.1)."""
-    if "val_loss" not in row:
-        raise RuntimeError("profile training needs validation data (no val_loss logged)")
-    profile = row.get("val_profile_loss")
-    if profile is None:
-        raise RuntimeError(f"Keras logged no val_profile_loss (logs: {sorted(row)}); cannot "
-                           "check that val_loss is the profile MNLL")
-    if not math.isclose(row["val_loss"], profile, rel_tol=1e-5, abs_tol=1e-6):
-        raise RuntimeError(f"val_loss {row['val_loss']} != val_profile_loss {profile}: the "
-                           "count loss is not weighted 0, early stopping would be wrong")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -430,27 +391,23 @@ def _dataset_info(path: str) -> dict[str, Any]:
 
     rows = validate(path)
     attrs = read_attrs(path)
+    task = get_task(attrs.get("task"), f"{path}: attribute task")
     with h5py.File(path, "r") as f:
-        x_len = int(f["train/x"].shape[1])
-        n_tasks = int(f["train/y"].shape[1]) if "y" in f["train"] else None
-    return {"path": str(Path(path).resolve()), "rows": rows, "task": attrs.get("task"),
-            "x_length": x_len, "num_tasks": n_tasks,
+        shapes = {name: tuple(f["train"][name].shape) for name in task.arrays}
+    return {"path": str(Path(path).resolve()), "rows": rows, "task": task.name,
+            "x_length": shapes["x"][1], "array_shapes": shapes,
             "jitter_margin": int(attrs.get("jitter_margin", 0)),
             "params": attrs.get("params")}
 
 
 def _model_hparams(config: TrainConfig, info: Mapping[str, Any]) -> dict[str, Any]:
-    hp = dict(config.hparams)
-    if info["task"] == "classification":
-        hp.setdefault("input_length", info["x_length"])
-        hp.setdefault("num_tasks", info["num_tasks"])
-    else:  # profile: the stored windows are widened by the jitter margin on each side
-        hp.setdefault("input_length", info["x_length"] - 2 * info["jitter_margin"])
-    return hp
+    """The run's hyper-parameters with those the dataset fixes (input length, tasks)."""
+    return get_task(info["task"]).model_hparams(dict(config.hparams), info["x_length"],
+                                                info["jitter_margin"], info["array_shapes"])
 
 
 def make_training_data(config: TrainConfig, protocol: Protocol, info: Mapping[str, Any],
-                       rc_augment: bool) -> tuple[Any, int, ValidationData]:
+                       rc_augment: bool) -> tuple[Any, int, Validation]:
     """The training stream, its steps per epoch and the validation data of a run."""
     from benchmark_rc.data.hdf5 import read_split
     from benchmark_rc.data.pipeline import make_dataset, upsampling_plan
@@ -459,9 +416,9 @@ def make_training_data(config: TrainConfig, protocol: Protocol, info: Mapping[st
     path = config.data
     n_train = int(info["rows"]["train"])
     batch = protocol.batch_size
-    if info["task"] != protocol.task:
+    if get_task(info["task"]) is not protocol.task:
         raise UserError(f"{path}: a {info['task']} dataset cannot train with the "
-                        f"{protocol.name} protocol ({protocol.task}); check --arch")
+                        f"{protocol.name} protocol ({protocol.task.name}); check --arch")
     if protocol.upsample is not None:
         mode = "within" if rc_augment else "none"
         train_ds = make_dataset(path, "train", batch_size=batch, seed=config.seed,
@@ -484,7 +441,7 @@ def make_training_data(config: TrainConfig, protocol: Protocol, info: Mapping[st
             mode = "within"
         train_ds = make_dataset(source, "train", batch_size=batch, shuffle=True,
                                 seed=config.seed, rc_augment=mode,
-                                jitter=protocol.jitter if protocol.task == "profile" else 0,
+                                jitter=protocol.jitter,
                                 repeat=True,
                                 jitter_margin=info["jitter_margin"]
                                 if isinstance(source, Mapping) else None)
@@ -499,16 +456,7 @@ def make_training_data(config: TrainConfig, protocol: Protocol, info: Mapping[st
         valid_source, margin = path, None
     valid_ds = make_dataset(valid_source, "valid", batch_size=protocol.eval_batch_size,
                             jitter_margin=margin)
-    if protocol.task == "classification":
-        y_valid = np.concatenate([np.asarray(yb) for _, yb in valid_ds])
-        x_only = valid_ds.map(_features)
-        return train_ds, steps, ValidationData(x_only, "classification", y_valid)
-    return train_ds, steps, ValidationData(valid_ds, "profile")
-
-
-def _features(x: Any, y: Any) -> Any:
-    """(x, y) -> x for tf.data (a named function: autograph cannot read lambdas' source)."""
-    return x
+    return train_ds, steps, protocol.task.validation(valid_ds)
 
 
 def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = False,
@@ -557,7 +505,8 @@ def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool
     summary = {
         "status": "finished",
         "config": config.to_dict(),
-        "protocol": dataclasses.asdict(protocol),
+        "task": protocol.task.name,
+        "protocol": protocol.to_dict(),
         "strategy": dataclasses.asdict(strategy),
         "model_hparams": hparams,
         "steps_per_epoch": steps,
@@ -625,66 +574,13 @@ def _distribution_scope(distribute: str | None) -> Any:
 # Evaluation
 
 
-def _predict(model: Any, data: Any) -> Any:
-    """One batch through ``model``: numpy array, or dict of numpy arrays for dict outputs."""
-    out = model.predict_on_batch(data)
-    if isinstance(out, Mapping):
-        return {k: np.asarray(v) for k, v in out.items()}
-    return np.asarray(out)
-
-
 def evaluate_model(model: Any, data: str | os.PathLike, split: str = "test", *,
                    batch_size: int | None = None, max_rows: int | None = None) -> dict[str, Any]:
-    """Test metrics and RC divergence of a (trained or conjoined) model on one split.
+    """Test metrics and RC divergence of a (trained or conjoined) model on one split of a
+    dataset, by the dataset's task (:meth:`benchmark_rc.tasks.Task.evaluate`): classification
+    ``auroc``, ``auprc``; profile ``jsd``, ``pearson``, ``spearman``; both ``rc_divergence``
+    (0 up to round-off for an RC-equivariant model) and ``n`` (rows evaluated)."""
+    from benchmark_rc.data.hdf5 import read_attrs
 
-    classification: ``auroc``, ``auprc`` (sigmoid outputs, macro over tasks) and
-    ``rc_divergence`` = mean |logit(x) − logit(RC x)|; profile: ``jsd``, ``pearson``,
-    ``spearman`` (spec §4.5, forward strand only) and ``rc_divergence`` = mean JSD between the
-    forward and RC-mapped predicted distributions (RC input: sequence RC'd, control reversed
-    along length only, control log count unchanged). Also ``n`` (rows evaluated).
-
-    Every benchmark_rc classifier is sigmoid(layer "logits"), so the probabilities are the
-    sigmoid of the logits already predicted (two passes per batch, x and RC x, not three).
-    """
-    from scipy.special import expit
-
-    from benchmark_rc import metrics
-    from benchmark_rc.data.hdf5 import read_attrs, read_split
-    from benchmark_rc.data.pipeline import make_dataset
-    from benchmark_rc.registry import logits_model, rc_inputs
-
-    attrs = read_attrs(data)
-    task = attrs.get("task")
-    bs = batch_size or (1000 if task == "classification" else 64)
-    source: Any = data
-    margin = None
-    if max_rows:
-        arrays = read_split(data, split)
-        source = {k: v[:max_rows] for k, v in arrays.items() if isinstance(v, np.ndarray)}
-        margin = int(attrs.get("jitter_margin", 0))
-    ds = make_dataset(source, split, batch_size=bs, jitter_margin=margin)
-    # the RC rules of the inputs are those of the task's architecture (sim and binary share them)
-    arch = "sim" if task == "classification" else "bpnet"
-    if task == "classification":
-        logits = logits_model(model)
-        ys, fwd, rev = [], [], []
-        for xb, yb in ds:
-            ys.append(np.asarray(yb))
-            fwd.append(_predict(logits, xb))
-            rev.append(_predict(logits, rc_inputs(arch, xb)))
-        y, f = np.concatenate(ys), np.concatenate(fwd).astype(np.float64)
-        out = metrics.classification_metrics(y, expit(f))
-        out["rc_divergence"] = metrics.rc_divergence_logits(f, np.concatenate(rev))
-        out["n"] = int(len(y))
-        return out
-    true, pred, jsd_rc = [], [], []
-    for inputs, targets in ds:
-        lf = _predict(model, inputs)["profile"]
-        lr = _predict(model, rc_inputs(arch, inputs))["profile"]
-        true.append(np.asarray(targets["profile"]))
-        pred.append(metrics.softmax_profile(lf).astype(np.float32))  # memory: N x L x 2
-        jsd_rc.append(metrics.rc_jsd_profile(lf, lr))
-    result: dict[str, Any] = metrics.profile_metrics(np.concatenate(true), np.concatenate(pred))
-    result["rc_divergence"] = float(np.mean(np.concatenate(jsd_rc)))
-    result["n"] = int(sum(len(t) for t in true))
-    return result
+    task = get_task(read_attrs(data).get("task"), f"{data}: attribute task")
+    return task.evaluate(model, data, split, batch_size=batch_size, max_rows=max_rows)

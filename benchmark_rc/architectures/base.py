@@ -1,7 +1,9 @@
 """Architecture description + the two generic builders (per-block kit plan, conjoined wrapper).
 
-An :class:`Architecture` is written once: its inputs, its trunk as a list of blocks
-``block(kit, h) -> h``, and a head ``head(kit, h, inputs, hp) -> logits``. :func:`build_network`
+An :class:`Architecture` is written once: its task, its inputs, its trunk as a list of blocks
+``block(kit, h) -> h``, and a head ``head(kit, h, inputs, hp) -> logits``. The task
+(:mod:`benchmark_rc.tasks`) says everything that is not the network: input and output names and
+their RC rules, the loss, the evaluation. :func:`build_network`
 assembles it under a per-block plan (``"standard"``, ``"rc"`` or ``"cj"``: a run of consecutive
 "cj" blocks becomes one shared standard sub-network g applied to h and RC(h) and concatenated as
 [g(h), RC(g(RC h))], which is a regular map). :func:`conjoin_network` wraps a whole logits model
@@ -19,6 +21,7 @@ import keras
 from benchmark_rc.architectures.kit import STANDARD_KIT, LayerKit
 from benchmark_rc.errors import UserError
 from benchmark_rc.layers import RCTransform, StrandMerge
+from benchmark_rc.tasks import Task
 
 Block = Callable[[LayerKit, Any], Any]
 
@@ -32,25 +35,25 @@ class Architecture:
 
     Attributes:
         name: registry name ("sim", "binary", "bpnet").
-        task: "classification" (input (N, L, 4) -> sigmoid (N, T)) or "profile" (bpnet dicts).
+        task: the :class:`~benchmark_rc.tasks.Task` it solves (input and output names, RC rules,
+            loss, evaluation).
+        protocol: name of its default training protocol (``benchmark_rc.training.PROTOCOLS``).
         defaults: hyper-parameters and their defaults (``learning_rate`` and ``seed`` are common).
-        make_inputs: hp -> dict name -> keras.Input; "sequence" is the DNA input.
+        make_inputs: hp -> dict name -> keras.Input, in the documented order; the names are the
+            task's model inputs and "sequence" is the DNA input.
         make_blocks: hp -> list of trunk blocks ``block(kit, h) -> h``.
-        head: (kit, h, inputs, hp) -> logits tensor (classification) or dict (profile).
-        make_loss: hp -> loss object, or dict of them, and the loss weights (or None).
-        input_rules / output_rules: RC rule per input / logits output (see layers.conjoin).
+        head: (kit, h, inputs, hp) -> logits: a tensor for a single-output task (a layer named
+            as the task's one output), else a dict by the task's output names.
         hybrid_blocks: hybrid variant ("early", "later", "all") -> indices of conjoined blocks.
     """
 
     name: str
-    task: str
+    task: Task
+    protocol: str
     defaults: Mapping[str, Any]
     make_inputs: Callable[[dict], dict[str, Any]]
     make_blocks: Callable[[dict], list[Block]]
     head: Callable[[LayerKit, Any, dict, dict], Any]
-    make_loss: Callable[[dict], tuple[Any, Any]]
-    input_rules: Mapping[str, str]
-    output_rules: Mapping[str, str]
     hybrid_blocks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def hparams(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,13 +68,11 @@ class Architecture:
         return {**known, **overrides}
 
 
-def _model_io(arch: Architecture, inputs: dict[str, Any], outputs: Any) -> tuple[Any, Any]:
-    """Model inputs: the sequence alone, or a list in the documented order (``make_inputs``'
+def _model_io(inputs: dict[str, Any], outputs: Any) -> tuple[Any, Any]:
+    """Model inputs: the one input alone, or a list in the documented order (``make_inputs``'
     order, e.g. sequence, control, control_logcount) so that callers may pass a list in that
     order or a dict by name; a dict of inputs would make Keras sort them by name."""
-    if arch.task == "classification":
-        return inputs["sequence"], outputs
-    return list(inputs.values()), outputs
+    return (next(iter(inputs.values())) if len(inputs) == 1 else list(inputs.values())), outputs
 
 
 def build_network(
@@ -89,6 +90,9 @@ def build_network(
     "counts").
     """
     inputs = arch.make_inputs(hp)
+    if list(inputs) != list(arch.task.model_inputs):
+        raise ValueError(f"{arch.name}: inputs {list(inputs)} differ from its task's "
+                         f"{list(arch.task.model_inputs)}")
     blocks = arch.make_blocks(hp)
     if len(plan) != len(blocks) or any(p not in PLAN_KINDS for p in plan):
         raise ValueError(f"plan {plan!r} must give one of {PLAN_KINDS} per block ({len(blocks)})")
@@ -114,7 +118,7 @@ def build_network(
         h = keras.layers.Concatenate(name=f"cj_concat_{i}_{j - 1}")([fwd, rev])
         i = j
     logits = arch.head(head_kit, h, inputs, hp)
-    return keras.Model(*_model_io(arch, inputs, logits), name=name)
+    return keras.Model(*_model_io(inputs, logits), name=name)
 
 
 def _as_output_dict(g: keras.Model, out: Any) -> dict[str, Any]:
@@ -130,27 +134,25 @@ def conjoin_network(
 ) -> keras.Model:
     """merge(g(x), RC_out(g(RC_in x))) with one shared ``g`` (a logits model of ``arch``).
 
-    ``merges`` maps each logits output name to a :class:`StrandMerge` mode. Input rules: DNA
-    regular RC, control reversed along length only, control log count unchanged; output rules:
-    logits of sim/binary unchanged, profile reversed + strands swapped, counts swapped.
+    ``merges`` maps each logits output name to a :class:`StrandMerge` mode; the inputs and
+    outputs are RC-mapped by the rules of ``arch.task`` (DNA regular RC, a profile control
+    reversed along length only, scalars unchanged; invariant logits unchanged, profiles reversed
+    with strands swapped, counts swapped).
     """
+    task = arch.task
     inputs = {
         t.name: keras.Input(shape=tuple(t.shape[1:]), name=t.name, dtype=t.dtype)
         for t in g.inputs
     }
     rc_inputs = {
-        key: RCTransform(arch.input_rules[key], name=f"rc_input_{key}")(t)
+        key: RCTransform(task.input_rules[key], name=f"rc_input_{key}")(t)
         for key, t in inputs.items()
     }
-    if arch.task == "classification":
-        fwd = {"logits": g(inputs["sequence"])}
-        rev = {"logits": g(rc_inputs["sequence"])}
-    else:
-        fwd = _as_output_dict(g, g(inputs))
-        rev = _as_output_dict(g, g(rc_inputs))
+    fwd = _as_output_dict(g, g(_model_io(inputs, None)[0]))
+    rev = _as_output_dict(g, g(_model_io(rc_inputs, None)[0]))
     merged = {}
     for key, mode in merges.items():
-        back = RCTransform(arch.output_rules[key], name=f"rc_output_{key}")(rev[key])
+        back = RCTransform(task.output_rules[key], name=f"rc_output_{key}")(rev[key])
         merged[key] = StrandMerge(mode, axis=1, name=key)([fwd[key], back])
-    outputs = merged["logits"] if arch.task == "classification" else merged
-    return keras.Model(*_model_io(arch, inputs, outputs), name=name)
+    outputs = next(iter(merged.values())) if len(merged) == 1 else merged
+    return keras.Model(*_model_io(inputs, outputs), name=name)

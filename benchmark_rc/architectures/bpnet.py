@@ -4,8 +4,9 @@ Inputs: "sequence" (N, L, 4) (L = 1346), "control" (N, L - 346, 2) (strand-colla
 raw, smoothed), "control_logcount" (N, 1). Trunk: Conv1D(F, 21, ReLU): L -> L - 20; then for
 d = 2, 4, ..., 2^n: Conv1D(F, 3, dilation d, ReLU) added to the input centre-cropped by d each side
 (1326 -> 1322 -> 1314 -> 1298 -> 1266 -> 1202 -> 1074). Heads (see LayerKit.profile_head /
-count_head): profile logits (N, 1000, 2), log counts (N, 2). Loss: multinomial NLL on the profile,
-MSE on the counts with weight 0 (so val_loss is the profile MNLL).
+count_head): profile logits (N, 1000, 2), log counts (N, 2). Task: stranded profiles
+(:mod:`benchmark_rc.tasks.profile`: multinomial NLL on the profile, MSE on the counts weighted by
+``counts_loss_weight``, 0 by default so val_loss is the profile MNLL).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import keras
 
 from benchmark_rc.architectures.base import Architecture, Block
 from benchmark_rc.architectures.kit import LayerKit
-from benchmark_rc.layers import MultinomialNLL
+from benchmark_rc.tasks import PROFILE
 
 
 def output_length(hp: dict) -> int:
@@ -73,14 +74,10 @@ def _head(kit: LayerKit, h: Any, inputs: dict, hp: dict) -> dict[str, Any]:
     }
 
 
-def _loss(hp: dict) -> tuple[Any, Any]:
-    losses = {"profile": MultinomialNLL(), "counts": keras.losses.MeanSquaredError()}
-    return losses, {"profile": 1.0, "counts": float(hp["counts_loss_weight"])}
-
-
 BPNET = Architecture(
     name="bpnet",
-    task="profile",
+    task=PROFILE,
+    protocol="profile",
     defaults={
         "input_length": 1346,
         "filters": 64,
@@ -93,9 +90,6 @@ BPNET = Architecture(
     make_inputs=_inputs,
     make_blocks=_blocks,
     head=_head,
-    make_loss=_loss,
-    input_rules={"sequence": "regular", "control": "length", "control_logcount": "none"},
-    output_rules={"profile": "regular", "counts": "strands"},
     # Residual blocks need equal channel counts, so the conjoined part is a prefix of the trunk:
     # early = first conv + 2 dilated layers, later = first conv + 4, all = whole trunk (paper
     # "Hybrid CJ/RCPS": conjoined trunk, RCPS heads).

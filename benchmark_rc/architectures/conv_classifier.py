@@ -19,6 +19,7 @@ import keras
 from benchmark_rc.architectures.base import Architecture, Block
 from benchmark_rc.architectures.kit import LayerKit
 from benchmark_rc.layers import check_rc_geometry
+from benchmark_rc.tasks import CLASSIFICATION
 
 
 def _conv_bn_relu(filters: int, kernel_size: int, index: int) -> Block:
@@ -50,21 +51,15 @@ def _head(kit: LayerKit, h: Any, inputs: dict, hp: dict) -> Any:
     return kit.classification_readout(h, int(hp["num_tasks"]), name="logits")
 
 
-def _loss(hp: dict) -> tuple[Any, Any]:
-    return keras.losses.BinaryCrossentropy(), None
-
-
 def _make(name: str, defaults: dict, hybrid_blocks: dict) -> Architecture:
     return Architecture(
         name=name,
-        task="classification",
+        task=CLASSIFICATION,
+        protocol=name,  # the paper trains sim and binary by different protocols
         defaults=defaults,
         make_inputs=_inputs,
         make_blocks=_blocks,
         head=_head,
-        make_loss=_loss,
-        input_rules={"sequence": "regular"},
-        output_rules={"logits": "none"},
         hybrid_blocks=hybrid_blocks,
     )
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from benchmark_rc.errors import UserError
 from benchmark_rc.sequence import reverse_complement
+from benchmark_rc.tasks import Task, get_task
 
 METHODS = ("deepshap", "ism", "saliency", "input_x_gradient", "integrated_gradients", "gradcam")
 REFERENCE_METHODS = ("deepshap", "integrated_gradients")
@@ -28,9 +29,8 @@ def load_inputs(path: str | os.PathLike, split: str, max_seqs: int | None = None
     from benchmark_rc.data.hdf5 import read_attrs, read_split
 
     attrs = read_attrs(path)
-    task = attrs.get("task")
-    keys = ("x",) if task == "classification" else ("x", "control", "control_logcount")
-    data = read_split(path, split, keys=keys)
+    task = get_task(attrs.get("task"), f"{path}: attribute task")
+    data = read_split(path, split, keys=tuple(task.model_inputs.values()))
     try:
         from benchmark_rc.data.hdf5 import read_motifs
 
@@ -38,15 +38,12 @@ def load_inputs(path: str | os.PathLike, split: str, max_seqs: int | None = None
     except (KeyError, UserError, ValueError, OSError):
         motifs = None
     margin = int(attrs.get("jitter_margin", 0) or 0)
-    x = np.asarray(data["x"])
     inputs: dict[str, np.ndarray] = {}
-    if task == "profile":
-        inputs["sequence"] = x[:, margin:x.shape[1] - margin]
-        ctrl = np.asarray(data["control"])
-        inputs["control"] = ctrl[:, margin:ctrl.shape[1] - margin]
-        inputs["control_logcount"] = np.asarray(data["control_logcount"])
-    else:
-        inputs["sequence"] = x
+    for name, array in task.model_inputs.items():
+        values = np.asarray(data[array])
+        if task.arrays[array].windowed:  # centre crop of windows widened by the jitter margin
+            values = values[:, margin:values.shape[1] - margin]
+        inputs[name] = values
     n = inputs["sequence"].shape[0]
     rows = np.arange(n)
     if motifs is not None:
@@ -112,19 +109,10 @@ def run_method(method: str, model: Any, x: Any, output: Any, *, references: np.n
     raise UserError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
-def _rc_inputs(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from benchmark_rc.sequence import reverse_control
-
-    out = dict(x)
-    out["sequence"] = reverse_complement(x["sequence"])
-    if "control" in out:
-        out["control"] = reverse_control(x["control"])
-    return out
-
-
 def attribute_and_score(model: Any, inputs: dict[str, np.ndarray], motifs: Any,
-                        methods: Sequence[str], output: Any, *, n_shuffles: int = 20,
-                        seed: int = 0, rc: bool = True, **kwargs: Any) -> tuple[dict, list]:
+                        methods: Sequence[str], output: Any, *, task: Task,
+                        n_shuffles: int = 20, seed: int = 0, rc: bool = True,
+                        **kwargs: Any) -> tuple[dict, list]:
     """Attributions of every method and score rows (one per method and convention, with the
     RC-consistency when ``rc``).
 
@@ -149,7 +137,7 @@ def attribute_and_score(model: Any, inputs: dict[str, np.ndarray], motifs: Any,
         results[method] = (attr, out if hypothetical else None)
         row_base = {"method": method}
         if rc:
-            rc_in = _rc_inputs(inputs)
+            rc_in = task.rc_inputs(inputs)
             attr_rc = run_method(method, model, rc_in if len(inputs) > 1 else rc_in["sequence"],
                                  output, references=None if refs is None else
                                  reverse_complement(refs), **kwargs)
@@ -164,9 +152,10 @@ def attribute_and_score(model: Any, inputs: dict[str, np.ndarray], motifs: Any,
 
 
 def parse_output(text: str | None, attrs: dict) -> Any:
-    """CLI --output: an integer task index or a head name (default: 0, or "profile")."""
+    """CLI --output: an integer task index or a head name (default: the dataset task's
+    attribution target: 0, or "profile")."""
     if text is None:
-        return "profile" if attrs.get("task") == "profile" else 0
+        return get_task(attrs.get("task"), "dataset attribute task").default_output
     try:
         return int(text)
     except ValueError:
@@ -204,10 +193,11 @@ def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         from benchmark_rc.registry import load_model
 
         out = parse_output(output, read_attrs(path))
-        inputs, motifs, _ = load_inputs(path, split, max_seqs, motifs_only=True, output=out)
+        inputs, motifs, attrs = load_inputs(path, split, max_seqs, motifs_only=True, output=out)
         model = load_model(model_file, compile=False)
         _, score_rows = attribute_and_score(model, inputs, motifs, methods, out,
-                                            progress=progress, **kwargs)
+                                            task=get_task(attrs["task"]), progress=progress,
+                                            **kwargs)
         for r in score_rows:
             rows.append({"run_id": run["run_id"], "dataset": run.get("dataset"),
                          "strategy": run.get("strategy"), "seed": run.get("seed"), **r})

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark_rc.attribution import runner
     from benchmark_rc.errors import UserError
     from benchmark_rc.registry import load_model
+    from benchmark_rc.tasks import get_task
 
     for name in ("n_shuffles", "steps", "batch_size", "max_seqs"):
         value = getattr(args, name)
@@ -92,14 +93,15 @@ def run(args: argparse.Namespace) -> int:
     from benchmark_rc.data.hdf5 import read_attrs
 
     output = runner.parse_output(args.output, read_attrs(args.data))
-    inputs, motifs, _ = runner.load_inputs(args.data, args.split, args.max_seqs,
-                                           motifs_only=args.score, output=output)
+    inputs, motifs, attrs = runner.load_inputs(args.data, args.split, args.max_seqs,
+                                               motifs_only=args.score, output=output)
     truth = motifs if args.score else None
     if args.score and truth is None:
         raise UserError(f"{args.data}: split {args.split!r} has no motif table to score against")
     if not args.score:
         options["rc"] = False
     results, rows = runner.attribute_and_score(model, inputs, truth, args.methods, output,
+                                               task=get_task(attrs["task"]),
                                                progress=not args.no_progress, **options)
     seq = inputs["sequence"]
     for method, (attr, hyp) in results.items():

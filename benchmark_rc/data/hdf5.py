@@ -30,24 +30,12 @@ import numpy as np
 
 from benchmark_rc.errors import DatasetError
 from benchmark_rc.fileio import atomic_path, json_default
+from benchmark_rc.tasks import TASKS, Task, get_task
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "valid", "test")
-TASKS = ("classification", "profile")
 ALPHABET = "ACGT"
 
-# name -> (dtype, ndim, size of the last axis or None)
-ARRAY_SPECS: dict[str, tuple[np.dtype, int, int | None]] = {
-    "x": (np.dtype(np.uint8), 3, 4),
-    "y": (np.dtype(np.float32), 2, None),
-    "profile": (np.dtype(np.float32), 3, 2),
-    "control": (np.dtype(np.float32), 3, 2),
-    "control_logcount": (np.dtype(np.float32), 2, 1),
-}
-TASK_ARRAYS = {
-    "classification": ("x", "y"),
-    "profile": ("x", "profile", "control", "control_logcount"),
-}
 _STR = h5py.string_dtype("utf-8")
 TABLE_SPECS: dict[str, dict[str, Any]] = {
     "coords": {"chrom": _STR, "start": np.int64, "end": np.int64, "strand": np.int8},
@@ -69,9 +57,10 @@ class DatasetWriter:
     def __init__(self, path: str | os.PathLike, task: str, params: Mapping[str, Any],
                  attrs: Mapping[str, Any] | None = None, chunk_rows: int = 256):
         if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+            raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
         self.path = Path(path)
         self.task = task
+        self._arrays = TASKS[task].arrays
         self.params = dict(params)
         self.attrs = dict(attrs or {})
         self.chunk_rows = chunk_rows
@@ -120,14 +109,17 @@ class DatasetWriter:
         if len(rows) > 1:
             raise ValueError(f"arrays appended to {split} have different row counts: {rows}")
         for name, array in arrays.items():
-            dtype, ndim, _ = ARRAY_SPECS[name]
+            if name not in self._arrays:
+                raise ValueError(f"task {self.task} has no array {name!r} "
+                                 f"(arrays: {', '.join(self._arrays)})")
+            spec = self._arrays[name]
             array = np.asarray(array)
-            if array.ndim != ndim:
-                raise ValueError(f"{name} must have {ndim} dims, got shape {array.shape}")
+            if array.ndim != spec.ndim:
+                raise ValueError(f"{name} must have {spec.ndim} dims, got shape {array.shape}")
             tail = tuple(array.shape[1:])
             if self._shapes.setdefault(name, tail) != tail:
                 raise ValueError(f"{name}: row shape {tail} differs from earlier {self._shapes[name]}")
-            _append(f[split], name, array.astype(dtype, copy=False), self.chunk_rows)
+            _append(f[split], name, array.astype(spec.dtype, copy=False), self.chunk_rows)
 
     def append_table(self, split: str, table: str, **columns: Any) -> None:
         """Append rows to the ``coords`` or ``motifs`` table of ``split``."""
@@ -157,7 +149,7 @@ class DatasetWriter:
         for split in SPLITS:
             for name, tail in self._shapes.items():
                 if name not in f[split]:
-                    dtype = ARRAY_SPECS[name][0]
+                    dtype = self._arrays[name].dtype
                     f[split].create_dataset(name, shape=(0, *tail), maxshape=(None, *tail),
                                             dtype=dtype, chunks=(self.chunk_rows, *tail))
             for table, spec in TABLE_SPECS.items():
@@ -277,9 +269,7 @@ def validate(path: str | os.PathLike, chunk_rows: int = 4096) -> dict[str, int]:
         if version != SCHEMA_VERSION:
             raise DatasetError(f"{path}: attribute schema_version is {version!r}, "
                                f"expected {SCHEMA_VERSION}")
-        task = f.attrs.get("task")
-        if task not in TASKS:
-            raise DatasetError(f"{path}: attribute task is {task!r}, expected one of {TASKS}")
+        task = get_task(f.attrs.get("task"), f"{path}: attribute task")
         if f.attrs.get("alphabet") != ALPHABET:
             raise DatasetError(f"{path}: attribute alphabet is {f.attrs.get('alphabet')!r}, "
                                f"expected {ALPHABET!r}")
@@ -292,27 +282,25 @@ def validate(path: str | os.PathLike, chunk_rows: int = 4096) -> dict[str, int]:
     return counts
 
 
-def _validate_split(path: Path, group: h5py.Group, task: str, chunk_rows: int,
+def _validate_split(path: Path, group: h5py.Group, task: Task, chunk_rows: int,
                     jitter_margin: int = 0) -> int:
     where = f"{path}: /{group.name.strip('/')}"
     n_rows = None
-    for name in TASK_ARRAYS[task]:
+    for name, spec in task.arrays.items():
         if name not in group:
-            raise DatasetError(f"{where}/{name} is missing (task {task} needs "
-                               f"{', '.join(TASK_ARRAYS[task])})")
+            raise DatasetError(f"{where}/{name} is missing (task {task.name} needs "
+                               f"{', '.join(task.arrays)})")
         ds = group[name]
-        dtype, ndim, last = ARRAY_SPECS[name]
-        if ds.dtype != dtype:
-            raise DatasetError(f"{where}/{name} has dtype {ds.dtype}, expected {dtype}")
-        if ds.ndim != ndim or (last is not None and ds.shape[-1] != last):
-            expected = "(N, " + ", ".join(["…"] * (ndim - 2) + [str(last or "T")]) + ")"
-            raise DatasetError(f"{where}/{name} has shape {ds.shape}, expected {expected}")
+        if ds.dtype != spec.dtype:
+            raise DatasetError(f"{where}/{name} has dtype {ds.dtype}, expected {spec.dtype}")
+        if ds.ndim != spec.ndim or (spec.last is not None and ds.shape[-1] != spec.last):
+            raise DatasetError(f"{where}/{name} has shape {ds.shape}, expected "
+                               f"{spec.shape_text()}")
         if n_rows is None:
             n_rows = ds.shape[0]
         elif ds.shape[0] != n_rows:
             raise DatasetError(f"{where}/{name} has {ds.shape[0]} rows, /x has {n_rows}")
-    if task == "profile":
-        _validate_profile_windows(where, group, jitter_margin)
+    task.check_split(where, {name: group[name].shape for name in task.arrays}, jitter_margin)
     x = group["x"]
     for start in range(0, x.shape[0], chunk_rows):
         block = x[start:start + chunk_rows]
@@ -326,7 +314,7 @@ def _validate_split(path: Path, group: h5py.Group, task: str, chunk_rows: int,
             n, p = bad_row[0]
             raise DatasetError(f"{where}/x row {start + n}, position {p}: "
                                f"{block[n, p].tolist()} has more than one base set")
-    for name in TASK_ARRAYS[task][1:]:
+    for name in list(task.arrays)[1:]:
         ds = group[name]
         for start in range(0, ds.shape[0], chunk_rows):
             block = ds[start:start + chunk_rows]
@@ -337,22 +325,6 @@ def _validate_split(path: Path, group: h5py.Group, task: str, chunk_rows: int,
         if table in group:
             _validate_table(where, group[table], table, spec, n_rows, x.shape[1])
     return int(n_rows)
-
-
-def _validate_profile_windows(where: str, group: h5py.Group, jitter_margin: int) -> None:
-    """The output window must be centred in the sequence window and survive the jitter crop."""
-    seq_len, out_len = group["x"].shape[1], group["profile"].shape[1]
-    if group["control"].shape[1] != out_len:
-        raise DatasetError(f"{where}/control has length {group['control'].shape[1]}, "
-                           f"/profile has {out_len}")
-    gap = seq_len - out_len
-    if gap < 0 or gap % 2:
-        raise DatasetError(f"{where}: /x length {seq_len} and /profile length {out_len} do not "
-                           "centre the profile window in the sequence (the difference must be "
-                           "even and >= 0)")
-    if jitter_margin < 0 or out_len - 2 * jitter_margin < 1:
-        raise DatasetError(f"{where}: attribute jitter_margin={jitter_margin} does not fit the "
-                           f"stored profile length {out_len} (need 0 <= 2 * margin < length)")
 
 
 def _validate_table(where: str, group: h5py.Group, table: str, spec: dict[str, Any],

@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 
 from benchmark_rc.errors import DatasetError, UserError
+from benchmark_rc.tasks import Task, get_task, task_of_arrays
 
 RC_MODES = ("none", "within", "random")
-PROFILE_KEYS = ("x", "profile", "control", "control_logcount")
 
 
 def upsample_stride(n_pos: int, n_neg: int, fraction: float) -> int:
@@ -91,64 +91,42 @@ def _binary_labels(y: np.ndarray, where: str) -> np.ndarray:
 
 
 def _load(source: str | os.PathLike | Mapping[str, Any], split: str,
-          jitter_margin: int | None) -> tuple[dict[str, np.ndarray], str, int, str]:
-    """Arrays of the split, task, jitter margin and a name for messages."""
+          jitter_margin: int | None) -> tuple[dict[str, np.ndarray], Task, int, str]:
+    """Arrays of the split, its task, jitter margin and a name for messages."""
     from benchmark_rc.data.hdf5 import SPLITS, read_attrs, read_split
 
     if split not in SPLITS:
         raise UserError(f"split must be one of {SPLITS}, got {split!r}")
     if isinstance(source, Mapping):
         where = f"<arrays of split {split}>"
-        data = dict(source)
+        data = {k: v for k, v in source.items() if isinstance(v, np.ndarray)}
+        if "x" not in data:
+            raise DatasetError(f"{where}: no x array")
+        task = task_of_arrays(data, where)
         margin = 0 if jitter_margin is None else int(jitter_margin)
     else:
         where = f"{os.fspath(source)}: /{split}"
         attrs = read_attrs(source)
-        task = attrs.get("task")
-        keys = ("x", "y") if task == "classification" else PROFILE_KEYS
-        data = read_split(source, split, keys=keys)
+        task = get_task(attrs.get("task"), f"{os.fspath(source)}: attribute task")
+        data = read_split(source, split, keys=tuple(task.arrays))
         margin = int(attrs.get("jitter_margin", 0)) if jitter_margin is None else jitter_margin
-    if "x" not in data:
-        raise DatasetError(f"{where}: no x array")
-    if "y" in data:
-        task = "classification"
-    elif all(k in data for k in PROFILE_KEYS):
-        task = "profile"
-    else:
-        raise DatasetError(f"{where}: needs x and y (classification) or "
-                           f"{', '.join(PROFILE_KEYS)} (profile), has {sorted(data)}")
     x = np.asarray(data["x"])
     if x.ndim != 3 or x.shape[-1] != 4:
         raise DatasetError(f"{where}/x has shape {x.shape}, expected (N, L, 4)")
-    names = ("y",) if task == "classification" else PROFILE_KEYS[1:]
-    for name in names:
-        if len(data[name]) != len(x):
-            raise DatasetError(f"{where}/{name} has {len(data[name])} rows, /x has {len(x)}")
-    if task == "classification" and np.asarray(data["y"]).ndim != 2:
-        raise DatasetError(f"{where}/y has shape {np.shape(data['y'])}, expected (N, T)")
-    if task == "profile":
-        expected = {"profile": (len(x), None, 2), "control": (len(x), None, 2),
-                    "control_logcount": (len(x), 1)}
-        for name, shape in expected.items():
-            got = np.shape(data[name])
-            if len(got) != len(shape) or any(e is not None and g != e
-                                             for g, e in zip(got, shape, strict=False)):
-                raise DatasetError(f"{where}/{name} has shape {got}, expected "
-                                   f"{tuple('P' if e is None else e for e in shape)}")
-        if np.shape(data["control"])[1] != np.shape(data["profile"])[1]:
-            raise DatasetError(f"{where}/control has length {np.shape(data['control'])[1]}, "
-                               f"/profile has {np.shape(data['profile'])[1]}")
-        if (x.shape[1] - np.shape(data["profile"])[1]) % 2 or \
-                x.shape[1] < np.shape(data["profile"])[1]:
-            raise DatasetError(f"{where}: sequence length {x.shape[1]} minus profile length "
-                               f"{np.shape(data['profile'])[1]} must be even and >= 0 (the "
-                               "output window is centred in the input)")
-    if margin < 0 or (margin and min(x.shape[1], np.shape(data.get("profile", x))[1])
-                      <= 2 * margin):
+    for name, spec in task.arrays.items():
+        shape = np.shape(data[name])
+        if len(shape) != spec.ndim or (spec.last is not None and shape[-1] != spec.last):
+            raise DatasetError(f"{where}/{name} has shape {shape}, expected "
+                               f"{spec.shape_text()}")
+        if shape[0] != len(x):
+            raise DatasetError(f"{where}/{name} has {shape[0]} rows, /x has {len(x)}")
+    task.check_split(where, {name: np.shape(data[name]) for name in task.arrays}, 0)
+    windows = [np.shape(data[name])[1] for name, spec in task.arrays.items() if spec.windowed]
+    if margin < 0 or (margin and min(windows) <= 2 * margin):
         raise DatasetError(f"{where}: jitter margin {margin} does not fit windows of length "
-                           f"{x.shape[1]}")
-    arrays = {k: np.asarray(data[k], dtype=np.float32) for k in names}  # targets: float32
-    arrays["x"] = x
+                           f"{min(windows)}")
+    arrays = {k: np.asarray(data[k], dtype=np.float32) for k in list(task.arrays)[1:]}
+    arrays["x"] = x  # uint8: augmented before the 4x wider float32 cast
     return arrays, task, margin, where
 
 
@@ -177,13 +155,12 @@ def make_dataset(source: str | os.PathLike | Mapping[str, Any], split: str, *, b
     if rc_augment not in RC_MODES:
         raise UserError(f"rc_augment must be one of {RC_MODES}, got {rc_augment!r}")
     data, task, margin, where = _load(source, split, jitter_margin)
-    if jitter and task != "profile":
-        raise UserError(f"{where}: jitter applies to profile datasets only")
+    if jitter and not margin:
+        raise UserError(f"{where}: jitter applies to profile datasets only (windows stored with "
+                        "a jitter margin); this one has none")
     if not 0 <= jitter <= margin:
         raise UserError(f"{where}: jitter {jitter} must be between 0 and the stored jitter "
                         f"margin {margin} (re-create the dataset with a larger margin)")
-    if upsample is not None and task != "classification":
-        raise UserError(f"{where}: upsampling applies to binary classification datasets only")
     n = len(data["x"])
     if n == 0:
         raise DatasetError(f"{where} has no rows")
@@ -191,6 +168,9 @@ def make_dataset(source: str | os.PathLike | Mapping[str, Any], split: str, *, b
     with tf.device("/CPU:0"):
         tensors = {k: tf.constant(v) for k, v in data.items()}
     if upsample is not None:
+        if "y" not in data:
+            raise UserError(f"{where}: upsampling applies to binary classification datasets "
+                            "only")
         indices = _upsampled_indices(data["y"], float(upsample), seed, where).batch(batch_size)
     else:
         indices = tf.data.Dataset.range(n)
@@ -201,10 +181,7 @@ def make_dataset(source: str | os.PathLike | Mapping[str, Any], split: str, *, b
             indices = indices.repeat()
     randomness = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
     batches = tf.data.Dataset.zip((indices, randomness))
-    if task == "classification":
-        fn = _classification_batch(tensors, rc_augment)
-    else:
-        fn = _profile_batch(tensors, rc_augment, margin, jitter)
+    fn = _batch_function(task, tensors, rc_augment, margin, jitter)
     ds = batches.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
@@ -242,12 +219,30 @@ def _upsampled_indices(y: np.ndarray, fraction: float, seed: int, where: str) ->
     return tf.data.Dataset.range(2**62).flat_map(one_pass)
 
 
-def _rc(x: Any) -> Any:
-    """sequence.reverse_complement in plain TF ops: tf.data maps must stay TensorFlow graphs
-    whatever the Keras backend, while the shared helper dispatches through keras.ops."""
+def _reverse_length(x: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.reverse(x, axis=[-2])
+
+
+def _reverse_length_and_channels(x: Any) -> Any:
     import tensorflow as tf
 
     return tf.reverse(x, axis=[-2, -1])
+
+
+def _reverse_channels(x: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.reverse(x, axis=[-1])
+
+
+# The RC rules (layers.conjoin.RC_RULE_FUNCTIONS) in plain TF ops: tf.data maps must stay
+# TensorFlow graphs whatever the Keras backend, while the shared helpers dispatch through
+# keras.ops. Which rule applies to which array is the task's (Task.arrays). "none" is absent:
+# such arrays are left as they are.
+_TF_RC_RULES = {"regular": _reverse_length_and_channels, "length": _reverse_length,
+                "strands": _reverse_channels}
 
 
 def _flip_rows(rseed: Any, count: Any) -> Any:
@@ -266,60 +261,36 @@ def _pick(x: Any, transformed: Any, rows: Any) -> Any:
     return tf.gather(tf.concat([x, transformed], axis=0), rows)
 
 
-def _classification_batch(t: Mapping[str, Any], rc_augment: str) -> Any:
+def _batch_function(task: Task, t: Mapping[str, Any], rc_augment: str, margin: int,
+                    jitter: int) -> Any:
+    """Map of (row indices, random seed) -> one batch: gather the task's arrays, RC-augment
+    each by its rule, crop the windowed ones at the jitter offsets, hand them to the task."""
     import tensorflow as tf
+
+    rules = {name: _TF_RC_RULES.get(spec.rc_rule) for name, spec in task.arrays.items()}
+    lengths = {name: int(t[name].shape[1]) - 2 * margin
+               for name, spec in task.arrays.items() if spec.windowed}
 
     def fn(idx: Any, rseed: Any) -> tuple[Any, Any]:
-        x = tf.gather(t["x"], idx)  # uint8: augment before the 4x wider float32 cast
-        y = tf.gather(t["y"], idx)
+        arrays = {name: tf.gather(t[name], idx) for name in task.arrays}
         if rc_augment == "within":
-            x = tf.concat([x, _rc(x)], axis=0)
-            y = tf.concat([y, y], axis=0)
+            arrays = {name: tf.concat([a, a if rules[name] is None else rules[name](a)], axis=0)
+                      for name, a in arrays.items()}
         elif rc_augment == "random":
-            x = _pick(x, _rc(x), _flip_rows(rseed, tf.shape(x)[0]))
-        return tf.cast(x, tf.float32), y
-
-    return fn
-
-
-def _profile_batch(t: Mapping[str, Any], rc_augment: str, margin: int, jitter: int) -> Any:
-    import tensorflow as tf
-
-    x_len = int(t["x"].shape[1]) - 2 * margin
-    p_len = int(t["profile"].shape[1]) - 2 * margin
-
-    def fn(idx: Any, rseed: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        x = tf.gather(t["x"], idx)
-        profile = tf.gather(t["profile"], idx)
-        control = tf.gather(t["control"], idx)
-        logcount = tf.gather(t["control_logcount"], idx)
-        if rc_augment == "within":
-            x = tf.concat([x, _rc(x)], axis=0)
-            profile = tf.concat([profile, _rc(profile)], axis=0)
-            control = tf.concat([control, tf.reverse(control, axis=[-2])], axis=0)
-            logcount = tf.concat([logcount, logcount], axis=0)
-        elif rc_augment == "random":
-            picked = _flip_rows(rseed, tf.shape(x)[0])
-            x = _pick(x, _rc(x), picked)
-            profile = _pick(profile, _rc(profile), picked)
-            control = _pick(control, tf.reverse(control, axis=[-2]), picked)
+            picked = _flip_rows(rseed, tf.shape(arrays["x"])[0])
+            arrays = {name: a if rules[name] is None else _pick(a, rules[name](a), picked)
+                      for name, a in arrays.items()}
         if margin:
-            rows = tf.shape(x)[0]
+            rows = tf.shape(arrays["x"])[0]
             if jitter:
                 offsets = margin + tf.random.stateless_uniform(
                     [rows], seed=tf.stack([rseed, tf.constant(1, tf.int64)]),
                     minval=-jitter, maxval=jitter + 1, dtype=tf.int32)
             else:
                 offsets = tf.fill([rows], margin)
-            x = _crop(x, offsets, x_len)
-            profile = _crop(profile, offsets, p_len)
-            control = _crop(control, offsets, p_len)
-            if jitter:
-                logcount = tf.math.log1p(tf.reduce_sum(control[..., :1], axis=1))
-        counts = tf.math.log1p(tf.reduce_sum(profile, axis=1))
-        inputs = {"sequence": tf.cast(x, tf.float32), "control": control,
-                  "control_logcount": logcount}
-        return inputs, {"profile": profile, "counts": counts}
+            arrays.update({name: _crop(arrays[name], offsets, length)
+                           for name, length in lengths.items()})
+        return task.model_batch(arrays, jittered=bool(jitter))
 
     return fn
 
