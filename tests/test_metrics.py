@@ -161,13 +161,15 @@ def test_all_zero_example_is_excluded_and_counted(random_profiles):
 
 
 def test_rc_divergence_profile_zero_for_equivariant_and_positive_otherwise(random_profiles):
+    # rc_divergence_profile takes f(x) and the RC prediction already mapped back, RC_out(f(RC x))
     rng = np.random.default_rng(5)
     fwd = rng.normal(size=(4, 100, 2))
-    rc_equivariant = fwd[:, ::-1, ::-1]
-    # 0 in exact arithmetic; the softmaxes of the flipped logits sum in another order (float64
-    # round-off ~1e-16), and the JSD is quadratic in that difference
-    assert metrics.rc_divergence_profile(fwd, rc_equivariant) == pytest.approx(0, abs=1e-12)
-    assert metrics.rc_divergence_profile(fwd, fwd) > 1e-3
+    predicted_for_rc = fwd[:, ::-1, ::-1]  # what an equivariant model predicts for RC(x)
+    mapped_back = predicted_for_rc[:, ::-1, ::-1]  # RC_out by hand: reverse, swap strands
+    # exact: the mapped-back logits are the forward logits element for element
+    assert metrics.rc_divergence_profile(fwd, mapped_back) == 0.0
+    # a model that ignores the strand: its RC prediction mapped back is the mirror image
+    assert metrics.rc_divergence_profile(fwd, predicted_for_rc) > 1e-3
 
 
 def test_rc_divergence_logits():
