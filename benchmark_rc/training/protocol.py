@@ -1,0 +1,108 @@
+"""Training protocols (the table in :mod:`benchmark_rc.training`), run parameters and seeds.
+
+A :class:`Protocol` says how one task is trained: batch size, epochs, early stopping, which
+weights are kept and how the training data is drawn. :data:`PROTOCOLS` holds the paper's three;
+a :class:`TrainConfig` names one (by default the architecture's) and may override its fields
+(:meth:`TrainConfig.resolved_protocol`).
+
+Determinism: :func:`set_determinism` calls ``keras.utils.set_random_seed`` and
+``tf.config.experimental.enable_op_determinism``: with the same seed two runs give bit-identical
+weights on CPU (keras3_notes §5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark_rc.errors import UserError
+from benchmark_rc.tasks import CLASSIFICATION, PROFILE, Task
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one task is trained (see the table in :mod:`benchmark_rc.training`)."""
+
+    name: str
+    task: Task
+    batch_size: int
+    epochs: int
+    steps_per_epoch: int | None  # None: one pass over the training split
+    patience: int | None  # early stopping on val_loss; None: never stop early
+    select: str  # weights kept: "auroc" (max val auROC) | "loss" (min val_loss)
+    upsample: float | None
+    jitter: int
+    rc_mode: str  # how RC augmentation is realised: "doubled" set or "within" batch
+    eval_batch_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, the task by name (for config.json)."""
+        return dict(dataclasses.asdict(self), task=self.task.name)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "sim": Protocol("sim", CLASSIFICATION, 500, 200, None, 10, "auroc", None, 0, "doubled",
+                    1000),
+    "binary": Protocol("binary", CLASSIFICATION, 100, 160, 50, None, "auroc", 0.2, 0, "within",
+                       1000),
+    "profile": Protocol("profile", PROFILE, 64, 200, None, 10, "loss", None, 200, "within", 64),
+}
+_OVERRIDABLE = ("batch_size", "epochs", "steps_per_epoch", "patience", "select", "upsample",
+                "jitter", "eval_batch_size")
+
+
+@dataclass
+class TrainConfig:
+    """Every parameter of one training run. ``None`` fields take the protocol default."""
+
+    data: str
+    arch: str
+    strategy: str
+    seed: int = 0
+    protocol: str | None = None  # default: from the architecture (sim, binary, bpnet->profile)
+    batch_size: int | None = None
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    patience: int | None = None
+    select: str | None = None
+    upsample: float | None = None
+    jitter: int | None = None
+    eval_batch_size: int | None = None
+    max_valid: int | None = None  # use only the first N validation rows (tests, quick presets)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    distribute: str | None = None  # None | "mirrored"
+
+    def resolved_protocol(self) -> Protocol:
+        """The protocol with this config's overrides applied."""
+        from benchmark_rc.architectures import get_architecture
+
+        name = self.protocol or get_architecture(self.arch).protocol
+        if name not in PROTOCOLS:
+            raise UserError(f"no training protocol {name!r} (arch {self.arch!r}); choose one of "
+                            f"{list(PROTOCOLS)}")
+        base = PROTOCOLS[name]
+        overrides = {k: getattr(self, k) for k in _OVERRIDABLE if getattr(self, k) is not None}
+        if "patience" in overrides and overrides["patience"] <= 0:
+            overrides["patience"] = None  # 0 / negative on the command line: no early stopping
+        if "upsample" in overrides and overrides["upsample"] <= 0:
+            overrides["upsample"] = None
+        proto = dataclasses.replace(base, **overrides)
+        if proto.select not in ("auroc", "loss"):
+            raise UserError(f"select must be 'auroc' or 'loss', got {proto.select!r}")
+        if proto.select == "auroc" and proto.task.selection != "auroc":
+            raise UserError(f"{proto.task.name} models are selected by validation loss "
+                            "(select='loss')")
+        return proto
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow and turn on TF op determinism (bit-identical on CPU)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
