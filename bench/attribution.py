@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -73,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark_rc.attribution import _engine as E
     from benchmark_rc.attribution import deepshap, dinuc_shuffle_references, ism
     from benchmark_rc.fileio import atomic_write_text
+    from benchmark_rc.training import versions
 
     keras.utils.set_random_seed(args.seed)
     model = brc.build_model("binary", "standard", seed=args.seed)
@@ -153,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "loadavg_1min": os.getloadavg()[0],
                     "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]},
-        "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "shap": shap.__version__,
-                     "numpy": np.__version__, "benchmark_rc": brc.__version__},
+        "versions": versions(("tensorflow", "keras", "shap", "numpy", "benchmark_rc")),
         "params": {"arch": "binary", "strategy": "standard", "length": length,
                    "n_refs": args.n_refs, "n_seqs": args.n_seqs, "n_shap": args.n_shap,
                    "n_ism": args.n_ism,

@@ -225,12 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "extract.json"))
     args = parser.parse_args(argv)
 
-    import h5py
-    import pyfaidx
-
     # import everything the timed functions use up front (benchmark_rc imports Keras)
+    import h5py  # noqa: F401
+    import pyfaidx  # noqa: F401
+
     import benchmark_rc.data.hdf5  # noqa: F401
     import data_prep.extract  # noqa: F401
+    from benchmark_rc.training import versions
 
     load_start = os.getloadavg()
     workdir = Path(args.workdir)
@@ -279,8 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "extract + one-hot + write windows to HDF5",
         "machine": {**machine(), "load_average_1_5_15_min": {
             "start": load_start, "end": os.getloadavg()}},
-        "versions": {"numpy": np.__version__, "h5py": h5py.__version__,
-                     "pyfaidx": pyfaidx.__version__},
+        "versions": versions(("numpy", "h5py", "pyfaidx"), system=False),
         "params": {**vars(args), "out": _repo_relative(args.out), "genome": str(genome), "bed": str(bed),
                    "genome_bases": int(args.genome_mb * 1e6), "setup_s": setup_s,
                    "peer_python": peer},

@@ -31,17 +31,15 @@ import numpy as np
 
 
 def machine_info() -> dict:
-    import h5py
-    import keras
-    import sklearn
     import tensorflow as tf
+
+    from benchmark_rc.training import versions
 
     return {
         "platform": platform.platform(), "machine": platform.machine(),
         "processor": platform.processor(), "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(), "python": sys.version.split()[0],
-        "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-        "h5py": h5py.__version__, "sklearn": sklearn.__version__,
+        **versions(("tensorflow", "keras", "numpy", "h5py", "scikit-learn"), system=False),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
     }
 

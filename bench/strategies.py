@@ -50,6 +50,7 @@ import benchmark_rc  # noqa: E402
 from benchmark_rc.fileio import atomic_write_text  # noqa: E402
 from benchmark_rc.registry import rc_inputs, rc_outputs  # noqa: E402
 from benchmark_rc.strategies import get_strategy  # noqa: E402
+from benchmark_rc.training import versions  # noqa: E402
 
 TIMED = [
     "standard", "rcaug", "conjoined", "conjoined-max", "rcps", "rcps-avg", "rcps-weighted",
@@ -248,13 +249,7 @@ def main() -> int:
             "cpu_count": os.cpu_count(),
             "load_average_at_end": os.getloadavg(),
         },
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-            "benchmark_rc": benchmark_rc.__version__,
-        },
+        "versions": versions(("tensorflow", "keras", "numpy", "benchmark_rc")),
         "note": "absolute times are inflated by other processes; ratios measured in the same "
                 "interleaved run are the result",
         "primary_ratio": "ratio_to_standard.cpu_median (process CPU time per training step)",

@@ -71,8 +71,13 @@ def bench_loop_overhead(data: str, out: Path, epochs: int = 5) -> dict:
 
     from benchmark_rc.data.hdf5 import read_split
     from benchmark_rc.registry import build_model
-    from benchmark_rc.training import TrainConfig, fit_model, make_training_data, set_determinism
-    from benchmark_rc.training import _dataset_info as dataset_info
+    from benchmark_rc.training import (
+        TrainConfig,
+        dataset_info,
+        fit_model,
+        make_training_data,
+        set_determinism,
+    )
 
     config = TrainConfig(data=data, arch="sim", strategy="standard", seed=1535, epochs=epochs,
                          patience=0)

@@ -105,27 +105,21 @@ def model_round_trip() -> str:
 def collect() -> dict:
     import os
     import platform
-    from importlib import metadata
 
     import keras
     import tensorflow as tf
 
     from benchmark_rc._version import __version__
     from benchmark_rc.startup import gpu_driver_present
+    from benchmark_rc.training import versions
 
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
     devices = [d.name.removeprefix("/physical_device:") for d in tf.config.list_physical_devices()]
     layers = self_check()
     return {
         "benchmark_rc": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": versions,
+        "versions": versions(PACKAGES, missing="not installed", system=False),
         "keras_backend": keras.backend.backend(),
         "devices": devices,
         "gpu_available": any(d.startswith("GPU") for d in devices),
