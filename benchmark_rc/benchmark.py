@@ -137,21 +137,25 @@ def _check_keys(where: str, given: Mapping[str, Any], allowed: Sequence[str]) ->
 
 
 def make_jobs(config: Mapping[str, Any]) -> list[Job]:
-    """The training jobs of a resolved config, in a stable order."""
+    """The training jobs of a resolved config, in a stable order.
+
+    One job per dataset × seed × trained strategy; a strategy evaluated from another's trained
+    run (:attr:`Strategy.trained_as`, e.g. post-hoc conjoining of the rcaug model) rides on
+    that job, which is added (first) when its own strategy is not in the grid.
+    """
     from benchmark_rc.strategies import get_strategy
 
-    jobs = []
     wanted = config["strategies"]
-    posthoc = [s for s in wanted if get_strategy(s).posthoc]
-    trained = [s for s in wanted if not get_strategy(s).posthoc]
-    if posthoc and "rcaug" not in trained:
-        trained.insert(0, "rcaug")
+    source = {s: get_strategy(s).trained_as for s in wanted}
+    trained = [s for s in wanted if source[s] == s]
+    extra = [t for t in dict.fromkeys(source.values()) if t not in trained]
+    trained = extra + trained
+    jobs = []
     for dataset in config["datasets"]:
         for seed in config["seeds"]:
             for strategy in trained:
-                rows = [strategy] if strategy in wanted else []
-                if strategy == "rcaug":
-                    rows += posthoc
+                rows = [s for s in wanted if s == strategy]
+                rows += [s for s in wanted if s != strategy and source[s] == strategy]
                 jobs.append(Job(dataset, seed, strategy, rows))
     return jobs
 
@@ -268,7 +272,8 @@ def run_job(job: Job, out_dir: Path, config: Mapping[str, Any], todo: Sequence[s
     An error in training fails every row of the job; an error in one row's evaluation fails
     that row. KeyboardInterrupt propagates (the checkpoint allows a resume).
     """
-    from benchmark_rc.registry import conjoin, load_model
+    from benchmark_rc.architectures import get_architecture
+    from benchmark_rc.registry import load_model
     from benchmark_rc.strategies import get_strategy
     from benchmark_rc.training import evaluate_model, save_model_files, train_run
 
@@ -294,14 +299,15 @@ def run_job(job: Job, out_dir: Path, config: Mapping[str, Any], todo: Sequence[s
                 scores = json.loads(metrics_file.read_text())
             else:
                 model = load_model(train_dir / "model.keras", compile=False)  # only predicted
-                mode = get_strategy(strategy).posthoc
-                if mode:
-                    model = conjoin(model, job.dataset["arch"], mode)
+                derived = get_strategy(strategy)
+                if derived.trained_as != strategy:  # evaluated from another strategy's run
+                    model = derived.after_training(model, get_architecture(job.dataset["arch"]),
+                                                   summary["model_hparams"])
                     run_dir.mkdir(parents=True, exist_ok=True)
                     save_model_files(model, run_dir)
                     atomic_write_text(run_dir / "config.json", json.dumps(
                         {"status": "finished", "posthoc_of": job.run_id(job.train_strategy),
-                         "conjoin_mode": mode, "base_config": summary}, indent=2))
+                         "conjoin_mode": derived.posthoc, "base_config": summary}, indent=2))
                 scores = evaluate_model(model, path, eval_cfg.get("split", "test"),
                                         batch_size=eval_cfg.get("batch_size"),
                                         max_rows=eval_cfg.get("max_rows"))

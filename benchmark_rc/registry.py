@@ -70,8 +70,8 @@ def build_model(arch: str, strategy: str, **hparams: Any) -> keras.Model:
     Args:
         arch: one of :func:`list_architectures`.
         strategy: one of :func:`list_strategies`. For the post-hoc strategies this returns the
-            standard model to be trained with RC augmentation; apply :func:`conjoin` with
-            ``get_strategy(strategy).posthoc`` as the mode after training.
+            model to train (that of ``get_strategy(strategy).trained_as``, with RC
+            augmentation); ``get_strategy(strategy).after_training(trained, arch)`` conjoins it.
         **hparams: architecture hyper-parameters (e.g. ``input_length`` for sim, ``filters``),
             plus ``learning_rate`` (1e-3) and ``seed`` (None: keras.utils.set_random_seed(seed)
             is called before building when given).
@@ -107,7 +107,8 @@ def logits_model(model: keras.Model) -> keras.Model:
     )
 
 
-def conjoin(model: keras.Model, arch: str | Architecture, mode: str = "logit") -> keras.Model:
+def conjoin(model: keras.Model, arch: str | Architecture, mode: str = "logit",
+            **hparams: Any) -> keras.Model:
     """Post-hoc conjoined model f(x) = merge(g(x), RC_out(g(RC x))) of a trained model.
 
     Args:
@@ -117,6 +118,9 @@ def conjoin(model: keras.Model, arch: str | Architecture, mode: str = "logit") -
         mode: "logit" (average logits, CJ-posthoc), "prob" (average probabilities:
             sigmoids for sim/binary, per-strand softmax profiles for bpnet; counts averaged),
             "max" (element-wise max of logits).
+        **hparams: the hyper-parameters ``model`` was built with, for compiling the result the
+            same way (e.g. ``counts_loss_weight``); the learning rate defaults to that of the
+            model's optimizer when it is compiled.
 
     Returns:
         A compiled model with the same inputs and outputs as ``model``. For bpnet the RC branch
@@ -128,7 +132,10 @@ def conjoin(model: keras.Model, arch: str | Architecture, mode: str = "logit") -
     merges = merge_modes(spec, mode)
     g = logits_model(model)
     net = conjoin_network(g, spec, merges, name=f"{model.name}_conjoined_{mode}")
-    hp = spec.hparams({})
+    if getattr(model, "optimizer", None) is not None and "learning_rate" not in hparams:
+        hparams["learning_rate"] = float(keras.ops.convert_to_numpy(
+            model.optimizer.learning_rate))
+    hp = spec.hparams(hparams)
     return _finalize(net, spec, hp)
 
 

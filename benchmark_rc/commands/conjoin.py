@@ -26,18 +26,18 @@ def run(args: argparse.Namespace) -> int:
 
     source = Path(args.model)
     run_dir = source if source.is_dir() else source.parent
-    arch = args.arch
-    if arch is None:
-        config_path = run_dir / "config.json"
-        if not config_path.is_file():
-            raise UserError(f"{source}: no config.json next to the model; pass --arch")
+    arch, hparams = args.arch, {}
+    config_path = run_dir / "config.json"
+    if config_path.is_file():
         run_config = json.loads(config_path.read_text())
-        # a trained run stores its TrainConfig under "config"; a post-hoc run under "base_config"
-        trained = run_config.get("config") or run_config.get("base_config", {}).get("config", {})
-        arch = trained.get("arch")
-        if arch is None:
-            raise UserError(f"{config_path}: no architecture recorded; pass --arch")
-    model = conjoin(load_model(source, compile=False), arch, args.mode)  # conjoin compiles
+        # a trained run stores its summary at the top level; a post-hoc run under "base_config"
+        summary = run_config if "config" in run_config else run_config.get("base_config", {})
+        arch = arch or summary.get("config", {}).get("arch")
+        hparams = dict(summary.get("model_hparams", {}))  # compile as the run was compiled
+    if arch is None:
+        raise UserError(f"{source}: no config.json with the architecture next to the model; "
+                        "pass --arch")
+    model = conjoin(load_model(source, compile=False), arch, args.mode, **hparams)
     out = Path(args.out)
     if out.suffix in (".keras", ".h5"):
         save_model_atomic(model, out)

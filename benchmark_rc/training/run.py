@@ -49,10 +49,11 @@ def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool
     if finished is not None and not restart:
         return finished
     strategy = get_strategy(config.strategy)
-    if strategy.posthoc:
-        raise UserError(f"strategy {config.strategy!r} is not trained: it is the rcaug model "
-                        f"wrapped post hoc. Train --strategy rcaug, then run `benchmark-rc "
-                        f"conjoin --model RUN/model.keras --mode {strategy.posthoc}`")
+    if strategy.trained_as != strategy.name:
+        raise UserError(f"strategy {config.strategy!r} is not trained: it is the "
+                        f"{strategy.trained_as} model wrapped post hoc. Train --strategy "
+                        f"{strategy.trained_as}, then run `benchmark-rc conjoin --model "
+                        f"RUN/model.keras --mode {strategy.posthoc}`")
     if restart:
         Checkpoint(run_dir).remove()
         (run_dir / CONFIG_FILE).unlink(missing_ok=True)
