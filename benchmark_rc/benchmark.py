@@ -233,17 +233,12 @@ def dataset_path(dataset: Mapping[str, Any], out_dir: Path) -> str:
     kind = spec.pop("kind", "paper")
     path.parent.mkdir(parents=True, exist_ok=True)
     print(f"simulating dataset {dataset['name']} ({kind}) -> {path}", flush=True)
-    if kind == "paper":
-        from benchmark_rc.data.simulation import simulate_paper
+    from benchmark_rc.data.simulations import simulate
 
-        simulate_paper(spec.pop("length", 200), path, **spec)
-    elif kind == "profile":
-        from benchmark_rc.data.simulation_profile import simulate_profile
-
-        simulate_profile(path, **spec)
-    else:
-        raise UserError(f"dataset {dataset['name']}: simulate kind must be 'paper' or "
-                        f"'profile', got {kind!r}")
+    try:
+        simulate(kind, path, **spec)
+    except UserError as err:
+        raise UserError(f"dataset {dataset['name']}: {err}") from None
     return str(path)
 
 

@@ -37,6 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tries", type=int, default=1000,
                    help="placement attempts per instance before failing (default 1000)")
     p.add_argument("--out", required=True, help="output HDF5 file")
+    p.set_defaults(parameters=_paper_parameters)
 
     for name, seed, n, text in (
             ("koo-task1", 33, 30000, "Koo & Ploenzke task 1: 12 JASPAR 2016 TFs, multi-hot"),
@@ -50,6 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                            help="background motifs: the committed code's 50 (koo) or those "
                                 "minus the core look-alikes (filtered)")
         k.add_argument("--out", required=True, help="output HDF5 file")
+        k.set_defaults(parameters=_koo_parameters)
 
     r = sub.add_parser("profile", help="offline ChIP-nexus-like profile task (bpnet)",
                        description="Sequences of 1346 bp with embedded motifs, per-strand read "
@@ -66,29 +68,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="control smoothing window (default 51, odd = exactly strand-symmetric; "
                         "50 = the paper's)")
     r.add_argument("--out", required=True, help="output HDF5 file")
+    r.set_defaults(parameters=_profile_parameters)
+
+
+# Command-line options -> the generator's keyword parameters (benchmark_rc.data.simulations).
+def _paper_parameters(args: argparse.Namespace) -> dict:
+    return {"length": args.length, "seed": args.seed, "num_seqs_per_motif": args.num_seqs,
+            "label_noise": args.label_noise, "max_tries": args.max_tries}
+
+
+def _koo_parameters(args: argparse.Namespace) -> dict:
+    extra = {"background": args.background} if hasattr(args, "background") else {}
+    return {"seed": args.seed, "num_seqs": args.num_seqs, "length": args.length, **extra}
+
+
+def _profile_parameters(args: argparse.Namespace) -> dict:
+    return {"seed": args.seed, "num_seqs": args.num_seqs, "jitter_margin": args.jitter_margin,
+            "mean_motifs": args.mean_motifs, "smooth": args.smooth}
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark_rc.data import simulation
     from benchmark_rc.data.hdf5 import validate
+    from benchmark_rc.data.simulations import simulate
 
     started = time.perf_counter()
-    if args.simulation == "paper":
-        path = simulation.simulate_paper(args.length, args.out, seed=args.seed,
-                                         num_seqs_per_motif=args.num_seqs,
-                                         label_noise=args.label_noise, max_tries=args.max_tries)
-    elif args.simulation == "koo-task1":
-        path = simulation.simulate_koo_task1(args.out, seed=args.seed, num_seqs=args.num_seqs,
-                                             length=args.length)
-    elif args.simulation == "koo-task3":
-        path = simulation.simulate_koo_task3(args.out, seed=args.seed, num_seqs=args.num_seqs,
-                                             length=args.length, background=args.background)
-    else:
-        from benchmark_rc.data.simulation_profile import simulate_profile
-
-        path = simulate_profile(args.out, seed=args.seed, num_seqs=args.num_seqs,
-                                jitter_margin=args.jitter_margin, mean_motifs=args.mean_motifs,
-                                smooth=args.smooth)
+    path = simulate(args.simulation, args.out, **args.parameters(args))
     rows = validate(path)
     print(f"wrote {path} ({', '.join(f'{k} {v}' for k, v in rows.items())} rows) "
           f"in {time.perf_counter() - started:.1f} s")
