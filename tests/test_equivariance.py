@@ -208,3 +208,24 @@ def test_bpnet_counts_merge_is_pinned(strategy, expected):
     other = (fwd + back) / 2 if expected == "max" else np.maximum(fwd, back)
     with pytest.raises(AssertionError):
         assert_f32_close(got, other, rtol=f32_rtol(model_terms(model), 4))
+
+
+@pytest.mark.parametrize("strategy", ["rcps", "hybrid-all"])
+def test_bpnet_full_size_equivariant(strategy):
+    model = build_model("bpnet", strategy, seed=3)  # 64 filters, the published size
+    assert equivariance_errors(model, random_inputs(model, 2, seed=8)) == {}
+
+
+def test_the_control_is_reversed_along_length_only():
+    """With distinct smoothing levels, RC-mapping the control like DNA (channels swapped too)
+    breaks the equivariance the length-only map satisfies: the oracle's control map matters."""
+    model = bpnet("rcps")
+    x = random_inputs(model, 2, seed=30)
+    x["control"] = x["control"] * np.array([1.0, 3.0], np.float32)
+    assert equivariance_errors(model, x) == {}
+    wrong = rc_by_hand(x)
+    wrong["control"] = wrong["control"][..., ::-1]
+    y = named(model, model(x))
+    with pytest.raises(AssertionError):
+        assert_f32_close(named(model, model(wrong))["profile"], ORACLE["profile"](y["profile"]),
+                         rtol=CONTROL_MARGIN * f32_rtol(model_terms(model)))
