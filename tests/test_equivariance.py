@@ -229,3 +229,57 @@ def test_the_control_is_reversed_along_length_only():
     with pytest.raises(AssertionError):
         assert_f32_close(named(model, model(wrong))["profile"], ORACLE["profile"](y["profile"]),
                          rtol=CONTROL_MARGIN * f32_rtol(model_terms(model)))
+
+
+# ------------------------------------------------- extending the registries (docs/architecture.md)
+
+
+def _toy_inputs(hp: dict) -> dict:
+    return {"sequence": keras.Input((int(hp["input_length"]), 4), name="sequence")}
+
+
+def _toy_blocks(hp: dict) -> list:
+    def conv(kernel: int, index: int):
+        def block(kit, h):
+            h = kit.conv(int(hp["filters"]), kernel, name=f"conv{index}")(h)
+            h = kit.batch_norm(name=f"bn{index}")(h)
+            return keras.layers.Activation("relu", name=f"relu{index}")(h)
+        return block
+
+    return [conv(5, 1), conv(3, 2)]
+
+
+def _toy_head(kit, h, inputs, hp):
+    h = keras.layers.MaxPooling1D(2, 2, name="maxpool")(h)
+    return kit.classification_readout(h, 2, name="logits")
+
+
+def test_a_new_architecture_gets_every_strategy(monkeypatch):
+    """An architecture written once in the test (the file a contributor would add) and one
+    registry entry: every strategy builds it and the equivariant ones are equivariant."""
+    from benchmark_rc.architectures import ARCHITECTURES, Architecture
+    from benchmark_rc.tasks import CLASSIFICATION
+
+    toy = Architecture(name="toy", task=CLASSIFICATION, protocol="sim",
+                       defaults={"input_length": 30, "filters": 3}, make_inputs=_toy_inputs,
+                       make_blocks=_toy_blocks, head=_toy_head,
+                       hybrid_blocks={"early": (0,), "later": (1,), "all": (0, 1)})
+    monkeypatch.setitem(ARCHITECTURES, "toy", toy)
+    for strategy in list_strategies():
+        model = evaluated(build_model("toy", strategy, seed=1), "toy", strategy)
+        errors = equivariance_errors(model, random_inputs(model, 3, seed=11),
+                                     1 if get_strategy(strategy).equivariant else CONTROL_MARGIN)
+        assert (errors == {}) == get_strategy(strategy).equivariant, strategy
+
+
+def test_a_new_strategy_covers_every_architecture(monkeypatch):
+    """One more Strategy instance registered in the test covers every architecture."""
+    from benchmark_rc.strategies import RCPS, STRATEGIES
+
+    quarter = RCPS(name="rcps-quarter", paper_label="RCPS-quarter", equivariant=True,
+                   filter_scale=0.25)
+    monkeypatch.setitem(STRATEGIES, quarter.name, quarter)
+    assert "rcps-quarter" in list_strategies()
+    for arch in list_architectures():
+        model = build_model(arch, "rcps-quarter", seed=1, **small(arch))
+        assert equivariance_errors(model, random_inputs(model, 2, seed=12)) == {}, arch
