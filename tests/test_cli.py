@@ -65,7 +65,7 @@ def test_doctor_reports_registered_layers_round_tripping():
     assert any(d.startswith("CPU") for d in report["devices"])
     layers = report["registered_layers"]
     for name in ("RevCompConv1D", "RevCompConv1DBatchNorm", "RevCompSumPool", "WeightedSum1D",
-                 "ReverseComplement"):
+                 "RCTransform"):
         assert f"benchmark_rc>{name}" in layers
     assert all(status == "ok" for status in layers.values()), layers
     assert report["model_round_trip"] == "ok"

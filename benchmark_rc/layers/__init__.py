@@ -12,7 +12,6 @@ from benchmark_rc.layers.rcps import (
     RevCompConv1D,
     RevCompConv1DBatchNorm,
     RevCompSumPool,
-    ReverseComplement,
     WeightedSum1D,
     check_rc_geometry,
 )
@@ -22,7 +21,6 @@ __all__ = [
     "MultinomialNLL",
     "RCGeometryError",
     "RCTransform",
-    "ReverseComplement",
     "RevCompAvgPool",
     "RevCompConv1D",
     "RevCompConv1DBatchNorm",

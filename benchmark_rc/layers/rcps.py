@@ -15,7 +15,6 @@ Layers:
 * :class:`RevCompSumPool` / :class:`RevCompAvgPool`: strand merge (B, L, 2F) -> (B, L, F),
   out[p, c] = x[p, c] + x[L-1-p, 2F-1-c] (sum) or half of it (average). RC-invariant.
 * :class:`WeightedSum1D`: RC-tied position x channel weights -> (B, units) invariant read-out.
-* :class:`ReverseComplement`: flips length and channel axes (replaces every Lambda).
 """
 
 from __future__ import annotations
@@ -413,14 +412,3 @@ class WeightedSum1D(keras.layers.Layer):
         config = super().get_config()
         config["units"] = self.units
         return config
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class ReverseComplement(keras.layers.Layer):
-    """RC of a regular tensor (B, L, C): reverse the length and the channel axes."""
-
-    def call(self, inputs: Any) -> Any:
-        return reverse_complement(inputs)
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return input_shape
