@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     from tensorflow.python.eager import backprop, execute
 
     import benchmark_rc as brc
-    from benchmark_rc.attribution import _engine as E
     from benchmark_rc.attribution import deepshap, dinuc_shuffle_references, ism
+    from benchmark_rc.attribution.batching import default_batch_size, device_scope
+    from benchmark_rc.attribution.targets import model_spec, target_function
     from benchmark_rc.fileio import atomic_write_text
     from benchmark_rc.training import versions
 
@@ -89,15 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     refs = dinuc_shuffle_references(x, args.n_refs, seed=args.seed)
     shuffle_rate = args.n_seqs / (time.process_time() - t0)
 
-    spec = E.model_spec(model)
-    forward = E.target_function(model, spec, 0, True)
+    spec = model_spec(model)
+    forward = target_function(model, spec, 0, True)
     sizes = [int(v) for v in args.forward_batches.split(",")]
     pool = np.concatenate([x] * (max(sizes) // len(x) + 1))
 
     def forward_rate() -> dict[str, float]:
         """Best batched forward speed over the batch sizes (the strictest bound)."""
         best = {k: 0.0 for k in CLOCKS}
-        with E.device_scope():
+        with device_scope():
             for size in sizes:
                 batch = pool[:size]
                 reps = max(1, 256 // size)
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "params": {"arch": "binary", "strategy": "standard", "length": length,
                    "n_refs": args.n_refs, "n_seqs": args.n_seqs, "n_shap": args.n_shap,
                    "n_ism": args.n_ism,
-                   "batch_size": args.batch_size or E.default_batch_size(),
+                   "batch_size": args.batch_size or default_batch_size(),
                    "forward_batches": sizes,
                    "repeats": args.repeats, "seed": args.seed, "explained": "logit, task 0",
                    "maxpool_rule_timed": "continuous"},

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import benchmark_rc as brc
-from benchmark_rc.attribution import _engine as E
 from benchmark_rc.attribution import (
     deepshap,
     dinuc_shuffle_references,
@@ -26,6 +25,7 @@ from benchmark_rc.attribution import (
     write_attribution_h5,
     write_modisco_npz,
 )
+from benchmark_rc.attribution import rules as E
 from benchmark_rc.errors import UserError
 from benchmark_rc.sequence import reverse_complement
 

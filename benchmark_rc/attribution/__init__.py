@@ -1,10 +1,14 @@
 """Attribution: DeepLIFT/DeepSHAP (native, batched), ISM, gradients, integrated gradients,
 GradCAM; ground-truth scoring, RC-consistency and TF-MoDISco export.
 
-Every method returns (N, L, 4) float32 for (N, L, 4) one-hot input.
+Every method returns (N, L, 4) float32 for (N, L, 4) one-hot input. The DeepLIFT engine is split
+into :mod:`~benchmark_rc.attribution.rules` (the rules table),
+:mod:`~benchmark_rc.attribution.targets` (what scalar each output is explained as) and
+:mod:`~benchmark_rc.attribution.batching` (chunks, device, progress, the memo of traced
+functions).
 """
 
-from benchmark_rc.attribution.deeplift import combine_multipliers, deepshap, predict_target
+from benchmark_rc.attribution.deeplift import combine_multipliers, deepshap
 from benchmark_rc.attribution.export import write_attribution_h5, write_modisco_npz
 from benchmark_rc.attribution.gradients import (
     gradcam,
@@ -15,6 +19,7 @@ from benchmark_rc.attribution.gradients import (
 from benchmark_rc.attribution.ism import ism
 from benchmark_rc.attribution.references import dinuc_shuffle_references
 from benchmark_rc.attribution.scoring import motif_mask, rc_consistency, score_attributions
+from benchmark_rc.attribution.targets import predict_target
 
 __all__ = [
     "combine_multipliers",

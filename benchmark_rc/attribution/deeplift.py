@@ -1,17 +1,100 @@
 """DeepLIFT (rescale rule) / DeepSHAP: multipliers averaged over references, with hypothetical
-contributions. Engine: :mod:`benchmark_rc.attribution._engine` (batched native TensorFlow)."""
+contributions, natively in TensorFlow and batched.
+
+How it works (no global TensorFlow state is touched):
+
+* One traced ``tf.function`` (:func:`rescale_function`) evaluates the model on the stacked batch
+  ``[x (n); refs (n*R)]`` (references grouped by sequence, R per sequence). The forward
+  activations of ``x`` are therefore computed once per sequence, not once per reference.
+* Inside that trace the reference branch is built under ``Graph.gradient_override_map``: every
+  non-linear op type with an entry in the rules table (:mod:`benchmark_rc.attribution.rules`:
+  Relu, Sigmoid, Exp, MaxPool, Max, Maximum, ...) gets a gradient that returns its DeepLIFT
+  multiplier for each (sequence, reference) pair, with the activation of ``x`` broadcast over its
+  R references. Element-wise ops use the *rescale* rule ``(f(a_x) - f(a_r)) / (a_x - a_r)`` with
+  the ordinary gradient where ``|a_x - a_r| < 1e-6`` (as shap does); max-like ops route the
+  output difference to the maxima and divide by the input change (``MaxRule``: continuous, or
+  shap's thresholded rule). Linear ops (convolutions, BN in inference, flips, concatenations,
+  the RC layers written with ``keras.ops``) keep their ordinary gradients.
+* ``tf.gradients`` of the summed reference-half targets then gives, for each pair, the
+  multipliers ``m`` on the input; contributions are ``m * (x - ref)``.
+* Before tracing the override, the ops between the sequence input and the explained head are
+  checked: an op type that is neither linear nor in the rules table raises :class:`UserError`,
+  instead of silently returning gradients. The override map is a context manager of one
+  FuncGraph, so a failing call leaves TensorFlow exactly as it was (training keeps working).
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from benchmark_rc.attribution import _engine as E
+from benchmark_rc.attribution import rules as R
+from benchmark_rc.attribution.batching import (
+    check_batch_size,
+    chunks,
+    device_scope,
+    progress_bar,
+    traced_per_model,
+)
 from benchmark_rc.attribution.references import check_references, dinuc_shuffle_references
+from benchmark_rc.attribution.targets import (
+    ModelSpec,
+    call_model,
+    centred,
+    input_signature,
+    model_spec,
+    reduce_head,
+    select_head,
+    split_inputs,
+)
 from benchmark_rc.errors import UserError
+
+
+@traced_per_model
+def rescale_function(model: Any, spec: ModelSpec, output: Any, logits: bool, r: int,
+                     division: R.MaxRule = R.CONTINUOUS, fuse: bool = True) -> Callable:
+    """Traced fn(x (n,L,4), refs (n*R,L,4), others) -> (hypothetical (n,L,4) averaged over
+    references, per-position summed contributions (n,L), t_x (n,), t_ref (n*R,)).
+    ``division``: the max-pool rule of the max-like ops; ``fuse``: the rules' element-wise math
+    as XLA kernels."""
+    import tensorflow as tf
+
+    seq_sig, others_sig = input_signature(spec)
+    rules = R.deeplift_rules(division)  # through the module: tests swap the table
+
+    @tf.function(input_signature=[seq_sig, seq_sig, others_sig], autograph=False)
+    def fn(x, refs, others):
+        graph = tf.compat.v1.get_default_graph()
+        trace = R.DeepLiftTrace(references=r, rules=rules, fuse=fuse)
+        with R.attach(graph, trace):
+            start = len(graph.get_operations())
+            head_x, kind = select_head(call_model(model, spec, x, others), output, logits)
+            middle = len(graph.get_operations())
+            other_refs = {k: tf.repeat(v, r, axis=0) for k, v in others.items()}
+            with trace.override(graph):
+                head_r, _ = select_head(call_model(model, spec, refs, other_refs), output,
+                                        logits)
+                ops = graph.get_operations()
+                trace.partner = R.pair_ops(ops[start:middle], ops[middle:], rules)
+                trace.dependent = R.check_supported_ops(refs, head_r, rules)
+                t_r = reduce_head(head_r, kind, product=lambda l_ref: R.rescale_product_target(
+                    l_ref, centred(head_x), r))
+            t_x = reduce_head(head_x, kind)
+            mult = tf.gradients(tf.reduce_sum(t_r), refs)[0]
+        n = tf.shape(x)[0]
+        shape = tf.concat([[n, r], tf.shape(x)[1:]], axis=0)
+        mult = tf.reshape(mult, shape)
+        refs4 = tf.reshape(refs, shape)
+        hyp = tf.reduce_mean(mult - tf.reduce_sum(mult * refs4, -1, keepdims=True), axis=1)
+        pos_sum = tf.reduce_mean(tf.reduce_sum(mult * (x[:, None] - refs4), -1), axis=1)
+        return hyp, pos_sum, t_x, t_r
+
+    fn.get_concrete_function()  # trace now: unsupported ops raise here, before any work
+    return fn
 
 
 def combine_multipliers(mult: np.ndarray, x: np.ndarray, refs: np.ndarray,
@@ -62,31 +145,11 @@ def delta_tolerance(delta: np.ndarray, t_x: np.ndarray, t_r: np.ndarray, pos_sum
     return rtol * np.abs(delta) + eps * np.sqrt(4 * pos_sum.shape[1]) * magnitude
 
 
-def predict_target(model: Any, x: Any, output: Any = None, *, logits: bool = True,
-                   batch_size: int | None = None) -> np.ndarray:
-    """The scalar every method explains, one per sequence: (N,).
-
-    ``x``: (N, L, 4) one-hot or a dict of model inputs. ``output``: task index for single-head
-    models, head name for dict outputs ("profile": BPNet's sum of mean-centred logits weighted by
-    their softmax; "counts": mean over strands; ("counts", j): strand j). ``logits``: explain the
-    pre-sigmoid logit when the output ends in a sigmoid.
-    """
-    spec = E.model_spec(model)
-    seq, others = E.split_inputs(model, x, spec)
-    fn = E.target_function(model, spec, output, logits)
-    batch_size = E.check_batch_size(batch_size)
-    out = np.empty(seq.shape[0], dtype=np.float32)
-    with E.device_scope():
-        for sl in E.chunks(seq.shape[0], batch_size):
-            out[sl] = fn(seq[sl], {k: v[sl] for k, v in others.items()}).numpy()
-    return out
-
-
 def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffles: int = 20,
              seed: int = 0, hypothetical: bool = False, output: Any = None, *,
              logits: bool = True, batch_size: int | None = None, progress: bool = False,
              check_delta: float | None = 1e-3,
-             maxpool_rule: str | E.MaxRule = "continuous") -> np.ndarray:
+             maxpool_rule: str | R.MaxRule = "continuous") -> np.ndarray:
     """DeepSHAP scores (DeepLIFT rescale averaged over references): (N, L, 4) float32.
 
     Args:
@@ -96,7 +159,8 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
         references: optional (N, R, L, 4) references; default ``n_shuffles`` dinucleotide shuffles
             of each sequence (deeplift's ``dinuc_shuffle``, ``RandomState(seed)`` per sequence).
         hypothetical: return hypothetical contributions (for TF-MoDISco) instead of actual ones.
-        output: task index, or head name for dict outputs (see :func:`predict_target`).
+        output: task index, or head name for dict outputs (see
+            :func:`benchmark_rc.attribution.targets.predict_target`).
         logits: explain the pre-sigmoid logit when the output ends in a sigmoid.
         batch_size: rows (sequences + references) per forward pass; bounds memory.
         progress: show a tqdm progress bar.
@@ -109,14 +173,14 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
             multiplier 0 where the change is below 1e-7, so scores jump at that threshold and
             hypothetical scores vanish where x and a reference coincide over a receptive field).
             Actual scores differ between the two only where some max input changes by less than
-            1e-7. See :class:`benchmark_rc.attribution._engine.MaxRule`.
+            1e-7. See :class:`benchmark_rc.attribution.rules.MaxRule`.
 
     Actual scores carry, at the observed base, the per-position sum of the per-channel
     contributions, so ``scores.sum((1, 2)) == f(x) - mean_r f(ref_r)``.
     """
-    spec = E.model_spec(model)
-    seq, others = E.split_inputs(model, x, spec)
-    batch_size = E.check_batch_size(batch_size)
+    spec = model_spec(model)
+    seq, others = split_inputs(model, x, spec)
+    batch_size = check_batch_size(batch_size)
     if references is not None:
         refs_all = check_references(references, seq)
         n_refs = refs_all.shape[1]
@@ -124,7 +188,7 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
         if not isinstance(n_shuffles, int | np.integer) or n_shuffles < 1:
             raise UserError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
         refs_all, n_refs = None, int(n_shuffles)
-    fn = E.rescale_function(model, spec, output, logits, n_refs, E.max_rule(maxpool_rule))
+    fn = rescale_function(model, spec, output, logits, n_refs, R.max_rule(maxpool_rule))
     n, length = seq.shape[:2]
     per = max(1, batch_size // (n_refs + 1))
     result = np.empty(seq.shape, dtype=np.float32)
@@ -135,9 +199,9 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
             return refs_all[sl]
         return dinuc_shuffle_references(seq[sl], n_refs, seed)
 
-    slices = list(E.chunks(n, per))
-    with ThreadPoolExecutor(max_workers=1) as pool, E.device_scope(), \
-            E.progress(n, "deepshap", progress) as bar:
+    slices = list(chunks(n, per))
+    with ThreadPoolExecutor(max_workers=1) as pool, device_scope(), \
+            progress_bar(n, "deepshap", progress) as bar:
         pending = pool.submit(refs_for, slices[0]) if slices else None
         for i, sl in enumerate(slices):
             refs = pending.result()

@@ -1,0 +1,523 @@
+"""DeepLIFT rules: which op types are linear, and for each non-linear op type the rule that turns
+an output difference into multipliers (the rules table :data:`RULES`), plus the per-trace state
+the rules read (:class:`DeepLiftTrace`).
+
+The trace (:func:`benchmark_rc.attribution.deeplift.rescale_function`) evaluates the model on
+``[x (n); refs (n*R)]`` and builds the reference branch under
+``Graph.gradient_override_map``: every op type of the table gets the one registered gradient
+:data:`GRADIENT_NAME`, which hands the op to its rule. TensorFlow calls a registered gradient
+with the op and its upstream gradients only, so the rule finds its trace from the op:
+:meth:`DeepLiftTrace.of` looks the op's graph up in the traces attached with :func:`attach` (one
+entry per graph being traced, removed when the trace ends). There is no thread-local or other
+global state besides that graph-keyed table, and nothing of TensorFlow's is patched.
+
+Supporting another non-linearity is one entry of :data:`RULES` (op type -> factory taking the
+max-pool rule of the trace); a linear op type is one entry of :data:`LINEAR_OPS`. Entries apply
+to models traced afterwards (traces are memoised per model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark_rc.attribution.batching import memoised
+from benchmark_rc.errors import UserError
+
+EPS = 1e-6  # shap's threshold for falling back to the gradient (element-wise non-linearities)
+# BPNet profile product: below this |delta logit| the float32 secant is ill-conditioned
+# (RC-equivariance of rcps profile attributions breaks below ~1e-3); see rescale_product_target.
+EPS_PROFILE = 1e-3
+
+# Op types that are linear in their input-dependent operand(s) (ordinary gradient is exact).
+LINEAR_OPS = {
+    "Identity", "IdentityN", "Conv2D", "Conv1D", "Conv3D", "DepthwiseConv2dNative",
+    "Conv2DBackpropInput", "BiasAdd", "AddV2", "Add", "AddN", "Sub", "Neg", "Mul", "RealDiv",
+    "DivNoNan", "MatMul", "BatchMatMulV2", "BatchMatMulV3", "Reshape", "ExpandDims", "Squeeze",
+    "ConcatV2", "Pack", "Unpack", "Split", "SplitV", "Slice", "StridedSlice", "ReverseV2",
+    "Transpose", "Pad", "PadV2", "MirrorPad", "Mean", "Sum", "Cast", "SpaceToBatchND",
+    "BatchToSpaceND", "Tile", "GatherV2", "AvgPool", "AvgPool3D", "FusedBatchNormV3", "Cumsum",
+    "BroadcastTo", "Einsum", "SelectV2",
+}
+# Binary linear ops where only ONE operand may depend on the input (else they are non-linear).
+BILINEAR_OPS = {"Mul", "MatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum"}
+DENOMINATOR_OPS = {"RealDiv", "DivNoNan"}  # linear only if the denominator is input-free
+# Ops whose output does not depend on the input's values.
+VALUE_FREE_OPS = {"Shape", "ShapeN", "Size", "Rank", "ZerosLike", "OnesLike"}
+# Element-wise non-linearities explained with the rescale rule (input 0 varies).
+RESCALE_OPS = (
+    "Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus", "Softsign", "Exp",
+    "Log", "Log1p", "Square", "Sqrt", "Rsqrt", "Erf", "ClipByValue", "Abs",
+)
+GRADIENT_NAME = "BrcDeepLift"  # the one registered gradient; it defers to the trace's table
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+# ----------------------------------------------------------------------------------------------
+# the per-trace state
+# ----------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class DeepLiftTrace:
+    """What the rules of one DeepLIFT trace read: ``references`` per sequence (R), the ``rules``
+    table, whether the element-wise rule math runs as fused XLA kernels (``fuse``), the x-branch
+    twin of each overridden reference-branch op (``partner``, by op name) and the refs of the
+    tensors that depend on the sequence (``dependent``)."""
+
+    references: int
+    rules: dict[str, Rule]
+    fuse: bool = True
+    partner: dict[str, Any] = field(default_factory=dict)
+    dependent: set = field(default_factory=set)
+
+    @staticmethod
+    def of(op: Any) -> DeepLiftTrace:
+        """The trace attached to ``op``'s graph (or to a graph enclosing it)."""
+        graph = op.graph
+        while graph is not None:
+            trace = _TRACES.get(graph)
+            if trace is not None:
+                return trace
+            graph = getattr(graph, "outer_graph", None)
+        raise RuntimeError(f"op {op.name}: no DeepLIFT trace attached to its graph")
+
+    def override(self, graph: Any):
+        """Context: ops of the table's types created in ``graph`` get the DeepLIFT gradient."""
+        return graph.gradient_override_map({t: GRADIENT_NAME for t in self.rules})
+
+    def twin(self, op: Any) -> Any:
+        """The x-branch op computing what the reference-branch ``op`` computes."""
+        partner = self.partner.get(op.name)
+        if partner is None:  # pragma: no cover - guarded by the pairing check
+            raise RuntimeError(f"no x-branch partner for op {op.name}")
+        return partner
+
+    def pair(self, t_ref: Any, t_x: Any) -> tuple[Any, Any, Any]:
+        """Reference-branch tensor (n*R, ...) and the matching x-branch tensor (n, ...) as
+        (n, R, ...) and (n, 1, ...) views (reshapes only: nothing is copied or repeated), and
+        the reference tensor's shape."""
+        tf = _tf()
+        r = self.references
+        shape = tf.shape(t_ref)
+        n = shape[0] // r
+        ref = tf.reshape(t_ref, tf.concat([[n, r], shape[1:]], axis=0))
+        x = tf.expand_dims(t_x, 1)
+        return ref, x, shape
+
+    def kernel(self, key: Any, fn: Callable) -> Callable:
+        """``fn`` as one XLA kernel (memoised per ``key``) when the trace fuses: the element-wise
+        chains of the rules are memory-bound on a CPU."""
+        if not self.fuse:
+            return fn
+        return fused(key, fn)
+
+
+_TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def attach(graph: Any, trace: DeepLiftTrace) -> Iterator[DeepLiftTrace]:
+    """Attach ``trace`` to ``graph`` while the body builds the branches and their gradients."""
+    register_gradient()
+    _TRACES[graph] = trace
+    try:
+        yield trace
+    finally:
+        _TRACES.pop(graph, None)
+
+
+def fused(key: Any, fn: Callable) -> Callable:
+    """``fn`` compiled as one XLA kernel, memoised process-wide per ``key``."""
+    tf = _tf()
+    return memoised(None, ("deeplift-kernel", key),
+                    lambda: tf.function(fn, jit_compile=True, autograph=False,
+                                        reduce_retracing=True))
+
+
+def _deeplift_gradient(op, *grads):
+    return DeepLiftTrace.of(op).rules[op.type].gradient(op, grads[0])
+
+
+_REGISTERED = False
+
+
+def register_gradient() -> None:
+    """Register :data:`GRADIENT_NAME` with TensorFlow (once per process)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    _tf().RegisterGradient(GRADIENT_NAME)(_deeplift_gradient)
+    _REGISTERED = True
+
+
+# ----------------------------------------------------------------------------------------------
+# rules: one object per kind of non-linear op
+# ----------------------------------------------------------------------------------------------
+class Rule:
+    """The DeepLIFT rule of one kind of non-linear op, applied on the reference branch.
+
+    ``gradient(op, grad)`` returns, for each input of the reference-branch ``op``, the multipliers
+    times the upstream ``grad`` (None where nothing propagates); the op's trace is
+    ``DeepLiftTrace.of(op)``, its x-branch twin ``trace.twin(op)``. ``check(op,
+    dependent_inputs)`` raises UserError when the sequence-dependent inputs of ``op`` are outside
+    what the rule covers. Add a rule: subclass this and give it an entry in :data:`RULES`.
+    """
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        raise NotImplementedError
+
+    def check(self, op: Any, dependent_inputs: list[int]) -> None:
+        if dependent_inputs != [0]:
+            raise UserError(f"op {op.name} ({op.type}): only its first input may depend on the "
+                            "sequence for DeepLIFT")
+
+
+# f'(a) from (a, f(a)) for the common element-wise non-linearities (fused into the secant kernel);
+# other op types fall back to TensorFlow's registered gradient.
+DERIVATIVES: dict[str, Callable] = {
+    "Relu": lambda a, y: _tf().cast(a > 0, a.dtype),
+    "Sigmoid": lambda a, y: y * (1.0 - y),
+    "Tanh": lambda a, y: 1.0 - y * y,
+    "Exp": lambda a, y: y,
+    "Softplus": lambda a, y: _tf().sigmoid(a),
+    "Elu": lambda a, y: _tf().where(a > 0, _tf().ones_like(a), y + 1.0),
+}
+
+
+@dataclass(frozen=True)
+class Rescale(Rule):
+    """Element-wise f: up * (f(a_x) - f(a_r)) / (a_x - a_r); where |a_x - a_r| < 1e-6 the
+    gradient f'(a_r) (shap's threshold: the float32 secant is meaningless there), from
+    ``derivative`` (a, f(a)) -> f'(a) or, without one, TensorFlow's registered gradient."""
+
+    derivative: Callable | None = None
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        from tensorflow.python.framework import ops as tf_ops
+
+        trace = DeepLiftTrace.of(op)
+        px = trace.twin(op)
+        ar, ax, shape = trace.pair(op.inputs[0], px.inputs[0])
+        yr, yx, _ = trace.pair(op.outputs[0], px.outputs[0])
+        up, _, _ = trace.pair(grad, px.outputs[0])
+        derivative = self.derivative
+        if derivative is None:
+            orig = tf_ops._gradient_registry.lookup(op.type)(op, grad)
+            fallback, _, _ = trace.pair(orig[0] if isinstance(orig, list | tuple) else orig,
+                                        px.outputs[0])
+        else:
+            fallback = tf.zeros([], ar.dtype)  # unused: the derivative is fused in
+
+        def secant(ax, ar, yx, yr, fallback, up):
+            d = ax - ar
+            small = tf.abs(d) < EPS
+            if derivative is not None:
+                fallback = up * derivative(ar, yr)
+            return tf.where(small, fallback, up * ((yx - yr) / tf.where(small, tf.ones_like(d),
+                                                                          d)))
+
+        kernel = trace.kernel(("rescale", derivative), secant)
+        out = tf.reshape(kernel(ax, ar, yx, yr, fallback, up), shape)
+        return [out] + [None] * (len(op.inputs) - 1)
+
+
+@dataclass(frozen=True)
+class MaxRule:
+    """How max-like ops (MaxPool, Max, Maximum, Minimum) turn the output difference routed to an
+    input into a multiplier: routed / (x_in - ref_in).
+
+    The division is bounded by construction, so it needs no threshold: max is 1-Lipschitz,
+    |max_i a_i - max_i b_i| <= max_i |a_i - b_i|, and the difference routed to an input is at most
+    that input's own change (routed to x's argmax i only when max(x) > max(ref) >= ref_i, so
+    0 <= routed <= x_i - ref_i; symmetrically for ref's argmax). A multiplier therefore lies in
+    [0, number of pooling windows containing the input] times the upstream multiplier, however
+    small the change.
+
+    ``continuous``: divide wherever the change is non-zero; at exactly zero use the rule's limit
+    (the ordinary gradient where the maxima of x and ref agree, 0 where they do not). Scores are
+    continuous in the inputs, and hypothetical scores stay non-zero where x and a reference
+    coincide over a receptive field. ``shap``: shap.DeepExplainer's rule, multiplier 0 wherever
+    |change| < 1e-7 (scores jump at that threshold); for agreement with shap.
+    """
+
+    name: str
+    threshold: float  # divide only where |change| >= threshold; 0: wherever it is non-zero
+    limit_at_zero: bool  # below the threshold: the rule's limit (True) or 0 (shap)
+
+    def multipliers(self, a_x: Any, a_r: Any, routed: tuple, limit: Any, *,
+                    fuse: bool = True) -> Any:
+        """sum(routed) / (a_x - a_r), or ``limit`` (None: 0) where the change is below the
+        threshold; a_x broadcasts against a_r. The parts of ``routed`` are summed inside the
+        kernel (fused into one XLA kernel with ``fuse``): these tensors are the size of the
+        pooled layer's input."""
+        tf = _tf()
+
+        def math(a_x, a_r, routed, limit):
+            d = a_x - a_r
+            small = tf.abs(d) < self.threshold if self.threshold > 0 else tf.equal(d, 0.0)
+            below = limit if self.limit_at_zero else tf.zeros_like(d)
+            return tf.where(small, below, tf.add_n(routed) / tf.where(small, tf.ones_like(d), d))
+
+        if limit is None:
+            limit = tf.zeros([], a_r.dtype)
+        kernel = fused(("max", self), math) if fuse else math
+        return kernel(a_x, a_r, tuple(routed), limit)
+
+
+CONTINUOUS = MaxRule("continuous", 0.0, True)
+SHAP = MaxRule("shap", 1e-7, False)
+MAX_RULES = {rule.name: rule for rule in (CONTINUOUS, SHAP)}
+
+
+def max_rule(rule: str | MaxRule) -> MaxRule:
+    """The max-pool rule named ``rule`` ("continuous" or "shap"), or ``rule`` itself."""
+    if isinstance(rule, MaxRule):
+        return rule
+    if rule not in MAX_RULES:
+        raise UserError(f"maxpool_rule={rule!r}: choose one of {', '.join(MAX_RULES)}")
+    return MAX_RULES[rule]
+
+
+@dataclass(frozen=True)
+class MaxPool(Rule):
+    """Max pooling (shap's DeepLIFT max-pool rule, with ``division``): x's output difference
+    beyond the reference, max(y_x, y_r) - y_r, goes to x's argmax and y_x - max(y_x, y_r) to the
+    reference's argmax; each input divides what it received by its change. The x branch's
+    argmax is computed once per sequence and reused for its R references."""
+
+    division: MaxRule
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        trace = DeepLiftTrace.of(op)
+        r = trace.references
+        px = trace.twin(op)
+        ar, yr = op.inputs[0], op.outputs[0]
+        yx = tf.repeat(px.outputs[0], r, axis=0)  # pooled: small
+        cross = tf.maximum(yx, yr)
+        kw = {k: op.get_attr(k) for k in ("ksize", "strides", "padding")}
+        if op.get_attr("data_format") != b"NHWC":
+            raise UserError(f"max pooling {op.name}: only channels-last (NHWC) is supported")
+        _, arg_x = tf.raw_ops.MaxPoolWithArgmax(input=px.inputs[0],
+                                                include_batch_in_index=False, **kw)
+        arg_x = tf.repeat(arg_x, r, axis=0)
+
+        def to_x_argmax(values):
+            return tf.raw_ops.MaxPoolGradWithArgmax(input=ar, grad=values, argmax=arg_x,
+                                                    include_batch_in_index=False, **kw)
+
+        gx = to_x_argmax(grad * (cross - yr))
+        gr = tf.raw_ops.MaxPoolGrad(orig_input=ar, orig_output=yr, grad=grad * (yx - cross),
+                                    data_format="NHWC", **kw)
+        # limit at zero change: the gradient through windows whose maxima agree (an input whose
+        # change is 0 and that is x's argmax is also the reference's argmax iff y_x == y_r)
+        limit = (to_x_argmax(grad * tf.cast(tf.equal(yx, yr), grad.dtype))
+                 if self.division.limit_at_zero else None)
+        ar5, ax5, shape = trace.pair(ar, px.inputs[0])
+        routed = tuple(trace.pair(g, px.inputs[0])[0] for g in (gx, gr))
+        if limit is not None:
+            limit, _, _ = trace.pair(limit, px.inputs[0])
+        return [tf.reshape(self.division.multipliers(ax5, ar5, routed, limit, fuse=trace.fuse),
+                           shape)]
+
+
+@dataclass(frozen=True)
+class ReduceMax(Rule):
+    """The max-pool rule for a max reduction (GlobalMaxPooling): route the output differences
+    to the argmax of x and of the reference (ties share equally), then divide by the change."""
+
+    division: MaxRule
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        trace = DeepLiftTrace.of(op)
+        r = trace.references
+        px = trace.twin(op)
+        ar, axes, yr = op.inputs[0], op.inputs[1], op.outputs[0]
+        ax = tf.repeat(px.inputs[0], r, axis=0)
+        yx = tf.repeat(px.outputs[0], r, axis=0)
+        rank = tf.rank(ar)
+        axes = tf.math.floormod(tf.reshape(tf.cast(axes, tf.int32), [-1]), rank)
+        kept_shape = tf.tensor_scatter_nd_update(tf.shape(ar), axes[:, None],
+                                                 tf.ones_like(axes))
+
+        def expand(t):
+            return tf.reshape(t, kept_shape)
+
+        def route(inp, out, diff):
+            mask = tf.cast(tf.equal(inp, expand(out)), inp.dtype)
+            count = tf.reduce_sum(mask, axis=axes, keepdims=True)
+            return mask / count * expand(grad * diff)
+
+        cross = tf.maximum(yx, yr)
+        routed = (route(ax, yx, cross - yr), route(ar, yr, yx - cross))
+        limit = (route(ax, yx, tf.cast(tf.equal(yx, yr), yx.dtype))
+                 if self.division.limit_at_zero else None)
+        return [self.division.multipliers(ax, ar, routed, limit, fuse=trace.fuse), None]
+
+
+@dataclass(frozen=True)
+class PairwiseMax(Rule):
+    """shap's two-input rule for Maximum/Minimum (``fn``): each input gets half of its effect in
+    the two orders of arrival (a two-player Shapley value), divided by its change with
+    ``division`` (bounded: fn is 1-Lipschitz in each argument); an input-free operand gets no
+    gradient. The limit at zero change averages fn's partial derivative over the two orders."""
+
+    fn: Callable
+    division: MaxRule
+
+    def check(self, op: Any, dependent_inputs: list[int]) -> None:
+        if op.inputs[0].shape.rank != op.inputs[1].shape.rank:
+            raise UserError(f"op {op.name} ({op.type}): operands of different rank")
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        trace = DeepLiftTrace.of(op)
+        f, r = self.fn, trace.references
+        px = trace.twin(op)
+        yr = op.outputs[0]
+        yx = tf.repeat(px.outputs[0], r, axis=0)
+        dep = [t.ref() in trace.dependent for t in op.inputs]
+        shape = tf.shape(yr)
+        refs = [tf.broadcast_to(t, shape) for t in op.inputs]
+        xs = [tf.repeat(tf.broadcast_to(t, tf.shape(px.outputs[0])), r, axis=0)
+              for t in px.inputs]
+        if dep[0] and dep[1]:
+            out10, out01 = f(xs[0], refs[1]), f(refs[0], xs[1])
+            effects = [0.5 * (yx - out01 + out10 - yr), 0.5 * (yx - out10 + out01 - yr)]
+        else:
+            effects = [yx - yr, yx - yr]
+
+        def first_wins(a0, a1):  # d fn(a0, a1) / d a0, TensorFlow's convention at ties
+            return tf.cast(tf.equal(f(a0, a1), a0), a0.dtype)
+
+        # limit: d/d a_i at a_i = ref_i, the other operand at its reference and at its x value
+        partials = ([0.5 * (first_wins(refs[0], refs[1]) + first_wins(refs[0], xs[1])),
+                     0.5 * (2.0 - first_wins(refs[0], refs[1]) - first_wins(xs[0], refs[1]))]
+                    if self.division.limit_at_zero else [None, None])
+        return [grad * self.division.multipliers(xs[i], refs[i], (effects[i],), partials[i],
+                                                 fuse=trace.fuse)
+                if dep[i] else None for i in range(2)]
+
+
+def _rescale(op_type: str) -> Callable[[MaxRule], Rule]:
+    return lambda division: Rescale(DERIVATIVES.get(op_type))
+
+
+# The rules table: op type -> factory of its rule from the trace's max-pool rule. Supporting
+# another non-linearity is one entry here.
+RULES: dict[str, Callable[[MaxRule], Rule]] = {
+    **{op_type: _rescale(op_type) for op_type in RESCALE_OPS},
+    "MaxPool": MaxPool,
+    "Max": ReduceMax,
+    "Maximum": lambda division: PairwiseMax(_tf().maximum, division),
+    "Minimum": lambda division: PairwiseMax(_tf().minimum, division),
+}
+
+
+def deeplift_rules(division: MaxRule = CONTINUOUS) -> dict[str, Rule]:
+    """The op type -> DeepLIFT rule table of one trace (``division``: the max-pool rule), made
+    from :data:`RULES`."""
+    return {op_type: make(division) for op_type, make in RULES.items()}
+
+
+def rescale_product_target(l_ref: Any, l_x: Any, references: int) -> Any:
+    """BPNet's profile non-linearity y = l * softmax(l) treated element-wise with the rescale rule
+    (bpnet-lite / tangermeme) on the reference branch. ``l_ref`` (n*R, M) and ``l_x`` (n, M)
+    mean-centred logits, ``references`` = R per sequence; returns y for the references.
+
+    float32 secants of logits that barely move are ill-conditioned (keras3_notes §2), so where
+    |delta l| < 1e-3 the derivative d(l_i s_i)/dl_i is used and the part of the output difference
+    it misses is spread over the other logits in proportion to |delta l|: the rule stays exactly
+    additive and permutation-equivariant (hence RC-equivariant for RC-equivariant models).
+    """
+    tf = _tf()
+    r = references
+    y_x = l_x * tf.nn.softmax(l_x, axis=-1)
+
+    @tf.custom_gradient
+    def weighted(lv):
+        s = tf.nn.softmax(lv, axis=-1)
+        y = lv * s
+
+        def grad(up):
+            d = tf.repeat(l_x, r, axis=0) - lv
+            dy = tf.repeat(y_x, r, axis=0) - y
+            small = tf.abs(d) < EPS_PROFILE
+            zero = tf.zeros_like(d)
+            deriv = s + lv * s * (1.0 - s)
+            m = tf.where(small, deriv, dy / tf.where(small, tf.ones_like(d), d))
+            missed = tf.reduce_sum(tf.where(small, dy - deriv * d, zero), -1, keepdims=True)
+            spread = tf.reduce_sum(tf.where(small, zero, tf.abs(d)), -1, keepdims=True)
+            extra = tf.math.divide_no_nan(missed, spread) * tf.sign(d)
+            return up * (m + tf.where(small, zero, extra))
+
+        return y, grad
+
+    return weighted(l_ref)
+
+
+# ----------------------------------------------------------------------------------------------
+# checks before the trace: op pairing and op coverage
+# ----------------------------------------------------------------------------------------------
+def pair_ops(ops_x: list, ops_r: list, rules: dict[str, Rule]) -> dict:
+    """Match the overridden ops of the reference branch with those of the x branch (same model,
+    same code path: same op types in the same order); reference op name -> x-branch op."""
+    xs = [op for op in ops_x if op.type in rules]
+    rs = [op for op in ops_r if op.type in rules]
+    if [op.type for op in xs] != [op.type for op in rs]:
+        raise UserError("the model builds a different graph for different batches; DeepLIFT "
+                        "cannot pair the activations of x and its references")
+    return {r.name: x for r, x in zip(rs, xs, strict=True)}
+
+
+def check_supported_ops(seq_tensor: Any, head_tensor: Any, rules: dict[str, Rule]) -> set:
+    """Raise UserError if an op between the sequence input and the head is not supported by the
+    DeepLIFT engine (not linear and not in the ``rules`` table); returns the refs of every
+    tensor that depends on the sequence."""
+    graph = head_tensor.graph
+    # forward reachability from the sequence input
+    dependent = {seq_tensor.ref()}
+    ops = graph.get_operations()
+    on_path: list = []
+    for op in ops:  # graph ops are in creation (topological) order
+        if op.type in VALUE_FREE_OPS:
+            continue
+        dep_inputs = [i for i, t in enumerate(op.inputs) if t.ref() in dependent]
+        if not dep_inputs:
+            continue
+        on_path.append((op, dep_inputs))
+        for out in op.outputs:
+            if out.dtype.is_floating:
+                dependent.add(out.ref())
+    # backward reachability from the head: keep ops whose outputs lead to it
+    needed = {head_tensor.ref()}
+    for op, dep_inputs in reversed(on_path):
+        if not any(o.ref() in needed for o in op.outputs):
+            continue
+        for i in dep_inputs:
+            needed.add(op.inputs[i].ref())
+        typ = op.type
+        if typ in rules:
+            rules[typ].check(op, dep_inputs)
+            continue
+        if typ not in LINEAR_OPS:
+            raise UserError(
+                f"op {op.name} of type {typ} lies between the sequence input and the explained "
+                "output and is neither linear nor a supported non-linearity "
+                f"({', '.join(rules)}); DeepLIFT cannot explain this model")
+        if typ in BILINEAR_OPS and len(dep_inputs) > 1:
+            raise UserError(f"op {op.name} ({typ}) multiplies two sequence-dependent tensors; "
+                            "DeepLIFT's rescale rule does not cover it")
+        if typ in DENOMINATOR_OPS and 1 in dep_inputs:
+            raise UserError(f"op {op.name} ({typ}) divides by a sequence-dependent tensor; "
+                            "DeepLIFT's rescale rule does not cover it")
+    return dependent
