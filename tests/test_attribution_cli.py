@@ -92,16 +92,19 @@ def test_attribute_sweep_table(workspace):
 
 
 def test_attribute_passes_the_maxpool_rule_to_deepshap(workspace, monkeypatch):
-    import benchmark_rc.attribution as A
+    import dataclasses
+
+    from benchmark_rc.attribution.methods import METHODS
 
     rules = []
-    real = A.deepshap
+    real = METHODS["deepshap"].fn
 
     def spy(*args, **kwargs):
         rules.append(kwargs.get("maxpool_rule"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(A, "deepshap", spy)
+    # the runner reaches deepshap through the registry entry
+    monkeypatch.setitem(METHODS, "deepshap", dataclasses.replace(METHODS["deepshap"], fn=spy))
     out = workspace["root"] / "out_shap_rule"
     assert main(["attribute", "--model", str(workspace["model"]), "--data",
                  str(workspace["data"]), "--n-shuffles", "2", "--max-seqs", "2",

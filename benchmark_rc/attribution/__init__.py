@@ -1,11 +1,12 @@
 """Attribution: DeepLIFT/DeepSHAP (native, batched), ISM, gradients, integrated gradients,
 GradCAM; ground-truth scoring, RC-consistency and TF-MoDISco export.
 
-Every method returns (N, L, 4) float32 for (N, L, 4) one-hot input. The DeepLIFT engine is split
-into :mod:`~benchmark_rc.attribution.rules` (the rules table),
-:mod:`~benchmark_rc.attribution.targets` (what scalar each output is explained as) and
-:mod:`~benchmark_rc.attribution.batching` (chunks, device, progress, the memo of traced
-functions).
+Every method returns (N, L, 4) float32 for (N, L, 4) one-hot input. The methods the command
+line, the runner and scoring know are the entries of one registry, :data:`METHODS`
+(:mod:`benchmark_rc.attribution.methods`). The DeepLIFT engine is split into
+:mod:`~benchmark_rc.attribution.rules` (the rules table), :mod:`~benchmark_rc.attribution.targets`
+(what scalar each output is explained as) and :mod:`~benchmark_rc.attribution.batching` (chunks,
+device, progress, the memo of traced functions).
 """
 
 from benchmark_rc.attribution.deeplift import combine_multipliers, deepshap
@@ -17,14 +18,23 @@ from benchmark_rc.attribution.gradients import (
     saliency,
 )
 from benchmark_rc.attribution.ism import ism
+from benchmark_rc.attribution.methods import (
+    METHODS,
+    AttributionMethod,
+    get_method,
+    register_method,
+)
 from benchmark_rc.attribution.references import dinuc_shuffle_references
 from benchmark_rc.attribution.scoring import motif_mask, rc_consistency, score_attributions
 from benchmark_rc.attribution.targets import predict_target
 
 __all__ = [
+    "METHODS",
+    "AttributionMethod",
     "combine_multipliers",
     "deepshap",
     "dinuc_shuffle_references",
+    "get_method",
     "gradcam",
     "input_x_gradient",
     "integrated_gradients",
@@ -32,6 +42,7 @@ __all__ = [
     "motif_mask",
     "predict_target",
     "rc_consistency",
+    "register_method",
     "saliency",
     "score_attributions",
     "write_attribution_h5",

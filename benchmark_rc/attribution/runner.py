@@ -11,12 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmark_rc.attribution.methods import AttributionMethod, get_method, method_options
 from benchmark_rc.errors import UserError
 from benchmark_rc.sequence import reverse_complement
 from benchmark_rc.tasks import Task, get_task
-
-METHODS = ("deepshap", "ism", "saliency", "input_x_gradient", "integrated_gradients", "gradcam")
-REFERENCE_METHODS = ("deepshap", "integrated_gradients")
 
 
 def load_inputs(path: str | os.PathLike, split: str, max_seqs: int | None = None,
@@ -81,71 +79,53 @@ def dinuc_references(seq: np.ndarray, n_shuffles: int, seed: int) -> np.ndarray:
     return dinuc_shuffle_references(seq, n_shuffles, seed)
 
 
-def run_method(method: str, model: Any, x: Any, output: Any, *, references: np.ndarray | None,
-               hypothetical: bool = False, logits: bool = True, steps: int = 20,
-               layer: str | None = None, variant: str = "textbook",
-               batch_size: int | None = None, progress: bool = False,
-               maxpool_rule: str = "continuous") -> np.ndarray:
-    """One attribution method on (N, L, 4) input (or a dict of model inputs); ``maxpool_rule``
-    is DeepSHAP's (see :func:`benchmark_rc.attribution.deepshap`)."""
-    from benchmark_rc import attribution as A
-
-    common = {"output": output, "logits": logits, "batch_size": batch_size,
-              "progress": progress}
-    if method == "deepshap":
-        return A.deepshap(model, x, references=references, hypothetical=hypothetical,
-                          maxpool_rule=maxpool_rule, **common)
-    if method == "integrated_gradients":
-        return A.integrated_gradients(model, x, references=references, steps=steps,
-                                      hypothetical=hypothetical, **common)
-    if method == "ism":
-        return A.ism(model, x, **common)
-    if method == "saliency":
-        return A.saliency(model, x, **common)
-    if method == "input_x_gradient":
-        return A.input_x_gradient(model, x, **common)
-    if method == "gradcam":
-        return A.gradcam(model, x, layer, variant=variant, **common)
-    raise UserError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-
-
 def attribute_and_score(model: Any, inputs: dict[str, np.ndarray], motifs: Any,
-                        methods: Sequence[str], output: Any, *, task: Task,
+                        methods: Sequence[str | AttributionMethod], output: Any, *, task: Task,
                         n_shuffles: int = 20, seed: int = 0, rc: bool = True,
-                        **kwargs: Any) -> tuple[dict, list]:
-    """Attributions of every method and score rows (one per method and convention, with the
-    RC-consistency when ``rc``).
+                        batch_size: int | None = None, progress: bool = False,
+                        **options: Any) -> tuple[dict, list]:
+    """Attributions of every method (names or entries of the registry,
+    :data:`benchmark_rc.attribution.METHODS`) and score rows (one per method and convention,
+    with the RC-consistency when ``rc``).
 
-    Returns (results, rows): results[method] = (actual (N, L, 4), hypothetical (N, L, 4) for
-    the reference methods, else None). Reference methods are run once, hypothetically; actual
-    scores are hypothetical x one-hot.
+    ``options`` (e.g. logits, steps, layer, variant, maxpool_rule) go to the methods that take
+    them; one no registered method takes is an error. Methods that need references share
+    ``n_shuffles`` dinucleotide shuffles of each sequence (``seed``).
+
+    Returns (results, rows): results[name] = (actual (N, L, 4), hypothetical (N, L, 4) or None).
+    A method with hypothetical scores is run once, hypothetically, and its actual scores are
+    hypothetical x one-hot (:meth:`AttributionMethod.attribute`).
     """
     from benchmark_rc.attribution import rc_consistency
     from benchmark_rc.attribution.scoring import score_attributions
 
+    chosen = [get_method(m) for m in methods]
+    unknown = sorted(set(options) - method_options())
+    if unknown:
+        raise UserError(f"no attribution method takes the option(s) {unknown}")
     seq = inputs["sequence"]
     feed = inputs if len(inputs) > 1 else seq
     refs = None
-    if any(m in REFERENCE_METHODS for m in methods):
+    if any(m.needs_references for m in chosen):
         refs = dinuc_references(seq, n_shuffles, seed)
     results, rows = {}, []
-    for method in methods:
-        hypothetical = method in REFERENCE_METHODS
-        out = run_method(method, model, feed, output, references=refs,
-                         hypothetical=hypothetical, **kwargs)
-        attr = out * seq if hypothetical else out
-        results[method] = (attr, out if hypothetical else None)
-        row_base = {"method": method}
+    for method in chosen:
+        kwargs = {"output": output, "batch_size": batch_size, "progress": progress,
+                  **method.accepted(options)}
+        method_refs = refs if method.needs_references else None
+        attr, hyp = method.attribute(model, feed, seq, references=method_refs, **kwargs)
+        results[method.name] = (attr, hyp)
+        row_base = {"method": method.name}
         if rc:
             rc_in = task.rc_inputs(inputs)
-            attr_rc = run_method(method, model, rc_in if len(inputs) > 1 else rc_in["sequence"],
-                                 output, references=None if refs is None else
-                                 reverse_complement(refs), **kwargs)
+            attr_rc = method(model, rc_in if len(inputs) > 1 else rc_in["sequence"],
+                             references=None if method_refs is None else
+                             reverse_complement(method_refs), **kwargs)
             row_base["rc_consistency"] = rc_consistency(attr, attr_rc)
         if motifs is not None and len(motifs):
             for convention in ("prakash", "koo"):
                 rows.append({**row_base, **score_attributions(attr, seq, motifs, convention,
-                                                                ism=method == "ism")})
+                                                                method=method)})
         else:
             rows.append(row_base)
     return results, rows

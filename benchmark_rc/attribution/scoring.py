@@ -58,7 +58,8 @@ def position_scores(attr: np.ndarray, x: np.ndarray, convention: str,
 
 
 def score_attributions(attr: np.ndarray, x: np.ndarray, motifs: Any,
-                       convention: str = "prakash", ism: bool = False) -> dict[str, float]:
+                       convention: str = "prakash", ism: bool = False,
+                       method: Any = None) -> dict[str, float]:
     """Per-sequence AUROC and AUPRC of attribution scores against the motif mask.
 
     Args:
@@ -66,6 +67,9 @@ def score_attributions(attr: np.ndarray, x: np.ndarray, motifs: Any,
         motifs: motif table (mapping or DataFrame with seq, start, end), rows index into x.
         convention: "koo" or "prakash" (see module docstring).
         ism: the attributions are an ISM map (reduced per :func:`position_scores`).
+        method: the method that made ``attr`` (an entry or a name of the registry
+            :data:`benchmark_rc.attribution.METHODS`); when given, its ``mutagenesis`` flag
+            decides the reduction instead of ``ism``.
 
     Returns:
         dict with auroc, auroc_se, auprc, auprc_se, n (sequences scored), convention.
@@ -77,6 +81,10 @@ def score_attributions(attr: np.ndarray, x: np.ndarray, motifs: Any,
         roc_auc_score,
     )
 
+    if method is not None:
+        from benchmark_rc.attribution.methods import get_method
+
+        ism = get_method(method).mutagenesis
     attr = np.asarray(attr, dtype=np.float64)
     x = np.asarray(x)
     if attr.shape != x.shape or attr.ndim != 3:

@@ -6,19 +6,28 @@ from __future__ import annotations
 
 import argparse
 
-_METHODS = ("deepshap", "ism", "saliency", "input_x_gradient", "integrated_gradients", "gradcam")
+
+def method_choices() -> tuple[str, ...]:
+    """The names --methods accepts: the attribution registry's (read when asked, so a method
+    registered before the command line runs is accepted)."""
+    from benchmark_rc.attribution.methods import method_names
+
+    return method_names()
 
 
 def _methods(text: str) -> list[str]:
+    choices = method_choices()
     methods = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in methods if m not in _METHODS]
+    bad = [m for m in methods if m not in choices]
     if bad or not methods:
         raise argparse.ArgumentTypeError(
-            f"unknown method(s) {bad}; choose from {', '.join(_METHODS)}")
+            f"unknown method(s) {bad}; choose from {', '.join(choices)}")
     return methods
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from benchmark_rc.attribution.rules import MAX_RULES
+
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="model file (.keras / .h5) or a run directory")
     src.add_argument("--sweep", help="sweep directory (results.csv + runs/<run_id>/model.keras); "
@@ -26,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="HDF5 dataset (default with --sweep: DIR/data/<name>.h5)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
     parser.add_argument("--methods", type=_methods, default=["deepshap"],
-                        help=f"comma-separated, from {','.join(_METHODS)} (default deepshap)")
+                        help=f"comma-separated, from {','.join(method_choices())} (default "
+                             "deepshap)")
     parser.add_argument("--output", help="task index (default 0) or head name for bpnet "
                                          "(profile [default] or counts)")
     parser.add_argument("--probability", action="store_true",
@@ -35,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="dinucleotide-shuffled references per sequence (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles")
     parser.add_argument("--steps", type=int, default=20, help="integrated-gradients steps")
-    parser.add_argument("--maxpool-rule", default="continuous", choices=("continuous", "shap"),
+    parser.add_argument("--maxpool-rule", default="continuous", choices=tuple(MAX_RULES),
                         help="DeepSHAP at max pooling: continuous (default; divides by any "
                              "non-zero input change) or shap (shap.DeepExplainer's rule: 0 "
                              "below a change of 1e-7)")

@@ -7,11 +7,14 @@ import argparse
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from benchmark_rc.attribution.methods import method_names
+
     src = parser.add_argument_group("scores (one of)")
     src.add_argument("--scores", help="output directory of `benchmark-rc attribute` (reads "
                                       "<method>.ohe.npz and <method>.attr.npz)")
-    src.add_argument("--method", default="deepshap",
-                     help="which method's files in --scores (default deepshap)")
+    src.add_argument("--method", default="deepshap", choices=method_names(hypothetical=True),
+                     help="which method's files in --scores: one with hypothetical scores "
+                          "(default deepshap)")
     src.add_argument("-s", "--sequences", help="one-hot .npz (N, 4, L), as modisco-lite reads")
     src.add_argument("-a", "--attributions", help="hypothetical scores .npz (N, 4, L)")
     truth = parser.add_argument_group("ground truth (one of)")
