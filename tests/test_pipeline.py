@@ -314,7 +314,7 @@ def test_validation_errors_with_files(profile_file, tmp_path):
     with pytest.raises(UserError, match=r"control_logcount has shape \(9,\), expected"):
         make_dataset(bad_logcount, "train", batch_size=4, jitter_margin=MARGIN)
     off_centre = {**train, "x": train["x"][:, 1:]}
-    with pytest.raises(UserError, match="minus profile length 24 must be even"):
+    with pytest.raises(UserError, match="length 33 and .profile length 24 do not centre"):
         make_dataset(off_centre, "train", batch_size=4, jitter_margin=MARGIN)
     binary_y = np.array([[0.0], [1.0], [0.5]], dtype=np.float32)
     with pytest.raises(UserError, match="needs 0/1 labels"):
