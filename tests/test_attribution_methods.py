@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import gc
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -245,8 +246,20 @@ def test_traced_functions_are_memoised_per_model():
         memoised(owner, "k", lambda: built.append(1) or len(built))
     assert built == [1]
     assert memoised(owner, "k", lambda: 99) == 1
-    del owner
-    gc.collect()  # the owner's entries go with it (held weakly)
-    assert memoised(Owner(), "k", lambda: 99) == 99
-    # an owner that cannot be weakly referenced is not memoised
+    assert memoised(Owner(), "k", lambda: 99) == 99  # per owner
+    # an owner without a __dict__ is not memoised
     assert memoised(1, "k", lambda: 7) == 7 and memoised(1, "k", lambda: 8) == 8
+
+
+def test_the_memo_does_not_keep_models_alive(case):
+    """The traced functions refer to their model; a memo outside the model kept every model
+    ever attributed alive (a sweep's scoring loads one per run)."""
+    _, x, _ = case
+    model = tiny_model(4)
+    for method in METHODS.values():
+        refs = dinuc_shuffle_references(x, 2, seed=0) if method.needs_references else None
+        method(model, x, output=0, references=refs)
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None

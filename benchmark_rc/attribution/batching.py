@@ -5,7 +5,6 @@ progress bars, and the one memo of traced functions (:func:`memoised`, :func:`tr
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
@@ -13,24 +12,27 @@ import numpy as np
 
 from benchmark_rc.errors import UserError
 
-_PER_OWNER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_OWNER_ATTRIBUTE = "_benchmark_rc_traces"  # the memo of one owner, in the owner's __dict__
 _SHARED: dict = {}
 
 
 def memoised(owner: Any, key: Hashable, build: Callable[[], Any]) -> Any:
     """``build()``, made once per ``owner`` and ``key`` and then reused.
 
-    The traced ``tf.function`` of an attribution method is built once per model (``owner``,
-    held weakly: its traces go when the model goes) and per arguments (``key``), so repeated
-    calls on one model do not re-trace. ``owner=None``: one process-wide entry per ``key``
-    (model-independent kernels). An owner that cannot be weakly referenced is not memoised.
+    The traced ``tf.function`` of an attribution method is built once per model (``owner``)
+    and per arguments (``key``), so repeated calls on one model do not re-trace. The memo lives
+    in the owner's ``__dict__`` (written directly, past Keras' attribute tracking), so it goes
+    with the model: the traced functions refer to their model, and a memo held outside it (a
+    weak-key table) would keep every model ever attributed alive. ``owner=None``: one
+    process-wide entry per ``key`` (model-independent kernels). An owner without a ``__dict__``
+    is not memoised.
     """
     if owner is None:
         store = _SHARED
     else:
         try:
-            store = _PER_OWNER.setdefault(owner, {})
-        except TypeError:  # not weak-referenceable
+            store = vars(owner).setdefault(_OWNER_ATTRIBUTE, {})
+        except TypeError:  # no __dict__
             return build()
     if key not in store:
         store[key] = build()
