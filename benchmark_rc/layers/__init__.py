@@ -1,9 +1,15 @@
-"""RC layers: parameter sharing (rcps), conjoining blocks (conjoin), activations, losses.
+"""RC layers: parameter sharing (rcps), conjoining blocks (conjoin), activations, losses, and the
+emulation of the original Keras 2 / keras-genomics stack (compat).
 
 Importing this package registers every layer under the Keras package name ``benchmark_rc``.
 """
 
 from benchmark_rc.layers.activations import Exponential
+from benchmark_rc.layers.compat import (
+    Keras2BatchNormalization,
+    KerasGenomicsRevCompConv1D,
+    KerasGenomicsRevCompConv1DBatchNorm,
+)
 from benchmark_rc.layers.conjoin import RCTransform, StrandMerge
 from benchmark_rc.layers.losses import MultinomialNLL
 from benchmark_rc.layers.rcps import (
@@ -18,6 +24,9 @@ from benchmark_rc.layers.rcps import (
 
 __all__ = [
     "Exponential",
+    "Keras2BatchNormalization",
+    "KerasGenomicsRevCompConv1D",
+    "KerasGenomicsRevCompConv1DBatchNorm",
     "MultinomialNLL",
     "RCGeometryError",
     "RCTransform",

@@ -9,7 +9,9 @@ Layers:
 
 * :class:`RevCompConv1D`: one kernel W (k, C_in, F); the RC kernel (taps, input channels and
   filter order reversed) is derived on the fly and ONE convolution with 2F outputs runs; output =
-  conv + [b, reversed b] (not keras-genomics' 2·conv + b). Equivariant: y(RC x) = RC y(x).
+  conv + [b, reversed b] (not keras-genomics' 2·conv + b, which
+  :class:`~benchmark_rc.layers.compat.KerasGenomicsRevCompConv1D` reproduces). Equivariant:
+  y(RC x) = RC y(x).
 * :class:`RevCompConv1DBatchNorm`: batch norm whose channel c and its partner 2F-1-c share
   gamma/beta and statistics (computed over batch x 2L without materialising the stacked tensor).
 * :class:`RevCompSumPool` / :class:`RevCompAvgPool`: strand merge (B, L, 2F) -> (B, L, F),
@@ -189,10 +191,14 @@ class RevCompConv1D(keras.layers.Layer):
             dilation_rate=self.dilation_rate,
         )
         if self.use_bias:
-            outputs = ops.add(outputs, self.full_bias())
+            outputs = self._add_bias(outputs)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+    def _add_bias(self, conv: Any) -> Any:
+        """conv + [b, reversed b] (the keras-genomics emulation overrides this)."""
+        return ops.add(conv, self.full_bias())
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         length = input_shape[1]
