@@ -18,14 +18,16 @@ from typing import Any
 
 import keras
 
-from benchmark_rc.architectures.kit import STANDARD_KIT, LayerKit
+from benchmark_rc.architectures.kit import STANDARD_KIT, LayerKit, check_compat
 from benchmark_rc.errors import UserError
 from benchmark_rc.layers import RCTransform, StrandMerge
 from benchmark_rc.tasks import Task
 
 Block = Callable[[LayerKit, Any], Any]
 
-COMMON_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-3, "seed": None}
+# compat: "default" (the intended layers) or "original" (the layers of the original Keras 2 /
+# keras-genomics stack where they change results; architectures/kit.py says which)
+COMMON_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-3, "seed": None, "compat": "default"}
 PLAN_KINDS = ("standard", "rc", "cj")
 
 
@@ -38,7 +40,8 @@ class Architecture:
         task: the :class:`~benchmark_rc.tasks.Task` it solves (input and output names, RC rules,
             loss, evaluation).
         protocol: name of its default training protocol (``benchmark_rc.training.PROTOCOLS``).
-        defaults: hyper-parameters and their defaults (``learning_rate`` and ``seed`` are common).
+        defaults: hyper-parameters and their defaults (``learning_rate``, ``seed`` and ``compat``
+            are common: :data:`COMMON_DEFAULTS`).
         make_inputs: hp -> dict name -> keras.Input, in the documented order; the names are the
             task's model inputs and "sequence" is the DNA input.
         make_blocks: hp -> list of trunk blocks ``block(kit, h) -> h``.
@@ -57,7 +60,9 @@ class Architecture:
     hybrid_blocks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def hparams(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults updated with ``overrides``; unknown names raise :class:`UserError`."""
+        """Defaults updated with ``overrides``; unknown names raise :class:`UserError`.
+
+        ``compat`` is checked and None normalised to "default"."""
         known = {**COMMON_DEFAULTS, **self.defaults}
         unknown = sorted(set(overrides) - set(known))
         if unknown:
@@ -65,7 +70,9 @@ class Architecture:
                 f"unknown hyper-parameter(s) {unknown} for architecture {self.name!r}; "
                 f"known: {sorted(known)}"
             )
-        return {**known, **overrides}
+        hp = {**known, **overrides}
+        hp["compat"] = check_compat(hp["compat"])
+        return hp
 
 
 def _model_io(inputs: dict[str, Any], outputs: Any) -> tuple[Any, Any]:
@@ -85,10 +92,13 @@ def build_network(
     """Build the logits network of ``arch`` under a per-block ``plan``.
 
     ``plan[i]`` in {"standard", "rc", "cj"} picks the kit of trunk block i ("rc" uses
-    ``head_kit``, which must then be RC). Returns a model from the arch inputs to the logits
-    (classification: (N, T) tensor from the layer named "logits"; profile: dict "profile",
-    "counts").
+    ``head_kit``, which must then be RC). Every kit used (``head_kit`` and the standard kit of
+    "standard" and "cj" blocks) is put in the compat mode ``hp["compat"]`` (absent: "default").
+    Returns a model from the arch inputs to the logits (classification: (N, T) tensor from the
+    layer named "logits"; profile: dict "profile", "counts").
     """
+    head_kit = head_kit.with_compat(hp.get("compat"))
+    standard_kit = STANDARD_KIT.with_compat(hp.get("compat"))
     inputs = arch.make_inputs(hp)
     if list(inputs) != list(arch.task.model_inputs):
         raise ValueError(f"{arch.name}: inputs {list(inputs)} differ from its task's "
@@ -100,7 +110,7 @@ def build_network(
     i = 0
     while i < len(blocks):
         if plan[i] != "cj":
-            kit = STANDARD_KIT if plan[i] == "standard" else head_kit
+            kit = standard_kit if plan[i] == "standard" else head_kit
             h = blocks[i](kit, h)
             i += 1
             continue
@@ -110,7 +120,7 @@ def build_network(
         sub_in = keras.Input(shape=tuple(h.shape[1:]), name=f"cj_in_{i}_{j - 1}")
         t = sub_in
         for k in range(i, j):
-            t = blocks[k](STANDARD_KIT, t)
+            t = blocks[k](standard_kit, t)
         g = keras.Model(sub_in, t, name=f"conjoined_blocks_{i}_{j - 1}")
         fwd = g(h)
         rev = g(RCTransform("regular", name=f"cj_rc_in_{i}_{j - 1}")(h))

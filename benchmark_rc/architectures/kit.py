@@ -4,16 +4,40 @@ An architecture asks its kit for a convolution, a batch norm, a classification r
 profile / count heads. :data:`STANDARD_KIT` returns ordinary Keras layers; :func:`rc_kit` returns
 the RC-shared (RCPS) layers of :mod:`benchmark_rc.layers`, whose feature maps have 2F channels for
 F filters. Strategies pick the kit (or mix kits per block for the hybrids).
+
+A kit also carries the ``compat`` mode (:data:`COMPAT_MODES`, the ``compat`` hyper-parameter that
+:func:`~benchmark_rc.architectures.base.build_network` passes to every kit it uses):
+``"default"`` builds the mathematically intended layers; ``"original"`` builds the layers of the
+original TF 1.15 / Keras 2.2.4 / keras-genomics 0.1.2.1 stack where they change results
+(:mod:`benchmark_rc.layers.compat`):
+
+* every RevCompConv1D the RC kit makes is :class:`KerasGenomicsRevCompConv1D` (2·conv + bias):
+  :meth:`LayerKit.conv` (sim RCPS: conv1; binary RCPS: conv1-conv3; bpnet RCPS: conv1 and
+  dil_conv1-6; the RC blocks of the hybrids) and the RC heads of bpnet (``profile_prebias``,
+  ``profile``, ``counts_conv``), because keras-genomics' layer is what the original RCPS and
+  CJRCPS models used for each of them;
+* every RC batch norm is :class:`KerasGenomicsRevCompConv1DBatchNorm` (per-pair affine map
+  x·γ/√(1+ε) + β, no statistics, the same in training and inference);
+* every ordinary batch norm (standard kit, also inside conjoined blocks) is
+  :class:`Keras2BatchNormalization` (zero-debiased moving averages).
+
+Plain Conv1D, Dense and the strand merges are the same in both modes (Keras 2 and 3 compute
+them alike).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 
+from benchmark_rc.errors import UserError
 from benchmark_rc.layers import (
+    Keras2BatchNormalization,
+    KerasGenomicsRevCompConv1D,
+    KerasGenomicsRevCompConv1DBatchNorm,
     RCTransform,
     RevCompAvgPool,
     RevCompConv1D,
@@ -23,6 +47,15 @@ from benchmark_rc.layers import (
 )
 
 READOUTS = ("sum", "avg", "weighted")
+COMPAT_MODES = ("default", "original")
+
+
+def check_compat(value: str | None) -> str:
+    """The compat mode named by ``value`` (None means "default"); others raise UserError."""
+    mode = "default" if value is None else str(value)
+    if mode not in COMPAT_MODES:
+        raise UserError(f"compat must be one of {COMPAT_MODES} (or None), got {value!r}")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -33,10 +66,26 @@ class LayerKit:
         rc: True for the RC-shared kit (maps are regular, 2F channels for F filters).
         readout: strand merge of the RC kit's classification read-out: "sum" (RevCompSumPool,
             paper RCPS), "avg" (RevCompAvgPool, RCPS-Avg) or "weighted" (WeightedSum1D).
+        compat: "default" (the intended layers) or "original" (the layers of the original
+            Keras 2 / keras-genomics stack, see the module docstring).
     """
 
     rc: bool = False
     readout: str = "sum"
+    compat: str = "default"
+
+    def with_compat(self, compat: str | None) -> LayerKit:
+        """This kit in another compat mode (None: "default")."""
+        return dataclasses.replace(self, compat=check_compat(compat))
+
+    @property
+    def original(self) -> bool:
+        """True in the "original" compat mode."""
+        return self.compat == "original"
+
+    @property
+    def _rc_conv(self) -> type:
+        return KerasGenomicsRevCompConv1D if self.original else RevCompConv1D
 
     def conv(
         self,
@@ -48,7 +97,7 @@ class LayerKit:
         name: str | None = None,
     ) -> keras.layers.Layer:
         """Valid-padded 1-D convolution with F filters (F channels, or 2F for the RC kit)."""
-        cls = RevCompConv1D if self.rc else keras.layers.Conv1D
+        cls = self._rc_conv if self.rc else keras.layers.Conv1D
         return cls(
             filters, kernel_size, dilation_rate=dilation_rate, activation=activation, name=name
         )
@@ -56,7 +105,10 @@ class LayerKit:
     def batch_norm(self, name: str | None = None) -> keras.layers.Layer:
         """Batch norm (RC kit: channel c and 2F-1-c share parameters and statistics)."""
         if self.rc:
-            return RevCompConv1DBatchNorm(name=name)
+            cls = KerasGenomicsRevCompConv1DBatchNorm if self.original else RevCompConv1DBatchNorm
+            return cls(name=name)
+        if self.original:
+            return Keras2BatchNormalization(name=name)
         return keras.layers.BatchNormalization(name=name)
 
     def classification_readout(self, h: Any, units: int, name: str = "logits") -> Any:
@@ -81,10 +133,10 @@ class LayerKit:
             prebias = keras.layers.Conv1D(2, kernel_size, name="profile_prebias")(h)
             joined = keras.layers.Concatenate(name="profile_concat")([prebias, control])
             return keras.layers.Conv1D(2, 1, name="profile")(joined)
-        prebias = RevCompConv1D(1, kernel_size, name="profile_prebias")(h)
+        prebias = self._rc_conv(1, kernel_size, name="profile_prebias")(h)
         swapped = RCTransform("strands", name="control_swapped")(control)
         joined = keras.layers.Concatenate(name="profile_concat")([swapped, prebias, control])
-        return RevCompConv1D(1, 1, name="profile")(joined)
+        return self._rc_conv(1, 1, name="profile")(joined)
 
     def count_head(self, h: Any, control_logcount: Any) -> Any:
         """Trunk map (B, L, C) + control log count (B, 1) -> log counts (B, 2) named "counts"."""
@@ -97,7 +149,7 @@ class LayerKit:
         )
         width = int(joined.shape[-1])
         joined = keras.layers.Reshape((1, width), name="counts_as_map")(joined)
-        out = RevCompConv1D(1, 1, name="counts_conv")(joined)
+        out = self._rc_conv(1, 1, name="counts_conv")(joined)
         return keras.layers.Reshape((2,), name="counts")(out)
 
 
