@@ -28,6 +28,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-valid", type=int, help="use only the first N validation rows")
     parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
                         help="architecture hyper-parameter (repeatable), e.g. filters=32")
+    parser.add_argument("--compat", choices=("default", "original"), default="default",
+                        help="layers: 'default' (mathematically intended) or 'original' (as the "
+                             "paper's TF 1.15 / Keras 2.2.4 / keras-genomics stack ran them: "
+                             "affine RC batch norm without statistics, 2*conv RC convolutions, "
+                             "zero-debiased batch-norm averages; docs/models.md)")
     parser.add_argument("--distribute", choices=("mirrored",),
                         help="train on all local GPUs with tf.distribute.MirroredStrategy")
     parser.add_argument("--restart", action="store_true",
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         protocol=args.protocol, batch_size=args.batch_size, epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch, patience=args.patience, select=args.select,
         upsample=args.upsample, jitter=args.jitter, max_valid=args.max_valid,
-        hparams=parse_hparams(args.hparam), distribute=args.distribute)
+        hparams=parse_hparams(args.hparam), distribute=args.distribute, compat=args.compat)
     summary = train_run(config, args.out, progress=not args.no_progress, restart=args.restart,
                         desc=f"{args.arch}/{args.strategy}/s{args.seed}")
     print(json.dumps({k: summary[k] for k in ("best_epoch", "best_value", "selected_by",

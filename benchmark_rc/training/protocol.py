@@ -72,6 +72,24 @@ class TrainConfig:
     max_valid: int | None = None  # use only the first N validation rows (tests, quick presets)
     hparams: dict[str, Any] = field(default_factory=dict)
     distribute: str | None = None  # None | "mirrored"
+    # "default" | "original": the layers of the original Keras 2 / keras-genomics stack
+    # (architectures/kit.py); passed to build_model as the ``compat`` hyper-parameter
+    compat: str = "default"
+
+    def __post_init__(self) -> None:
+        """A ``compat`` given among ``hparams`` moves to :attr:`compat` (one home); a conflict
+        with a non-default :attr:`compat` raises UserError; None means "default"."""
+        from benchmark_rc.architectures.kit import check_compat
+
+        compat = check_compat(self.compat)
+        if "compat" in self.hparams:
+            self.hparams = dict(self.hparams)
+            given = check_compat(self.hparams.pop("compat"))
+            if compat != "default" and given != compat:
+                raise UserError(f"compat {compat!r} conflicts with hyper-parameter compat "
+                                f"{given!r}; give it once")
+            compat = given
+        self.compat = compat
 
     def resolved_protocol(self) -> Protocol:
         """The protocol with this config's overrides applied."""

@@ -39,7 +39,9 @@ def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool
     finished run (``config.json`` present) is not retrained: its config is returned.
 
     Returns the run's config.json content (``config``, ``protocol``, ``best_epoch``,
-    ``epochs_run``, ``train_seconds``, ``versions``, ...).
+    ``epochs_run``, ``train_seconds``, ``versions``, ...). The compat mode is recorded in
+    ``config["compat"]``, and for non-default modes also in ``model_hparams["compat"]`` (the
+    hyper-parameter the model was built with).
     """
     import benchmark_rc.registry as registry
     from benchmark_rc.strategies import get_strategy
@@ -62,6 +64,8 @@ def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool
     protocol = config.resolved_protocol()
     info = dataset_info(config.data)
     hparams = model_hparams(config, info)
+    if config.compat != "default":  # default runs record the same model_hparams as before
+        hparams["compat"] = config.compat
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -100,9 +104,12 @@ def train_run(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool
     return summary
 
 
-# A checkpoint may be resumed with other epochs / patience / selection, not with other data.
+# A checkpoint may be resumed with other epochs / patience / selection, not with other data or
+# another model.
 _RESUME_KEYS = ("data", "arch", "strategy", "seed", "protocol", "batch_size", "steps_per_epoch",
-                "upsample", "jitter", "max_valid", "hparams")
+                "upsample", "jitter", "max_valid", "hparams", "compat")
+# what a checkpoint written before a key existed meant by it
+_RESUME_DEFAULTS = {"compat": "default"}
 
 
 def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
@@ -114,10 +121,11 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
     current["data"] = str(Path(current["data"]).resolve())
     if checkpoint.state_path.is_file() and path.is_file():
         saved = json.loads(path.read_text())
-        changed = sorted(k for k in _RESUME_KEYS if saved.get(k) != current[k])
+        saved = {k: saved.get(k, _RESUME_DEFAULTS.get(k)) for k in _RESUME_KEYS}
+        changed = sorted(k for k in _RESUME_KEYS if saved[k] != current[k])
         if changed:
             raise UserError(f"{run_dir}: its checkpoint was written with different {changed} "
-                            f"({ {k: saved.get(k) for k in changed} }); use --restart (or "
+                            f"({ {k: saved[k] for k in changed} }); use --restart (or "
                             "another --out) to train from scratch")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
