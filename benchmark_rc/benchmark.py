@@ -7,7 +7,9 @@ Layout of a sweep directory::
     OUT/data/<name>.h5       generated datasets (simulated ones)
     OUT/runs/<run_id>/       model.keras, model.h5, config.json, history.csv, metrics.json
 
-``run_id = <dataset>-<strategy>-s<seed>``. Post-hoc strategies (posthoc, posthoc-prob) are not
+``run_id = <dataset>-<strategy>-s<seed>``, with the suffix ``-original`` for runs with
+``compat: original`` (the original Keras 2 / keras-genomics layers; the ``compat`` column says
+which), so one OUT may hold both modes. Post-hoc strategies (posthoc, posthoc-prob) are not
 trained: their rows are ``conjoin()`` of the rcaug model of the same dataset and seed, which is
 trained once (even when rcaug itself is not in the grid) and reused for every post-hoc row.
 
@@ -16,6 +18,9 @@ training resumes from its last epoch checkpoint; a run whose metrics.json exists
 was not yet appended gets its row without recomputation. Failed runs get a ``failed`` row with
 the error and the sweep goes on (they are retried by a rerun). Rows are appended with one
 ``write`` on an ``O_APPEND`` descriptor, so shards of a job array may share one results.csv.
+A results.csv written before a column existed (e.g. ``compat``) stays readable
+(:func:`read_results` fills the column: ``compat`` = "default", what those runs were) and is
+rewritten with the current header when a sweep resumes into it (:func:`upgrade_results`).
 
 Sharding: the grid is a list of *training jobs* (one per dataset × seed × trained strategy;
 the rcaug job carries its post-hoc rows); ``--shard I/N`` runs jobs I, I+N, I+2N, ...
@@ -37,9 +42,11 @@ from typing import Any
 from benchmark_rc.errors import UserError
 from benchmark_rc.fileio import atomic_write_text
 
-RESULT_COLUMNS = ("run_id", "dataset", "arch", "strategy", "paper_label", "seed", "auroc",
-                  "auprc", "jsd", "pearson", "spearman", "rc_divergence", "train_seconds",
-                  "epochs", "best_epoch", "status", "error")
+RESULT_COLUMNS = ("run_id", "dataset", "arch", "strategy", "paper_label", "compat", "seed",
+                  "auroc", "auprc", "jsd", "pearson", "spearman", "rc_divergence",
+                  "train_seconds", "epochs", "best_epoch", "status", "error")
+# value of a column in rows of a results.csv written before the column existed
+_COLUMN_DEFAULTS = {"compat": "default"}
 METRIC_COLUMNS = ("auroc", "auprc", "jsd", "pearson", "spearman", "rc_divergence")
 
 
@@ -51,9 +58,11 @@ class Job:
     seed: int
     train_strategy: str
     rows: list[str] = field(default_factory=list)  # strategies whose rows this job produces
+    compat: str = "default"  # the layers: "default" or "original" (see dataset_compat)
 
     def run_id(self, strategy: str) -> str:
-        return f"{self.dataset['name']}-{strategy}-s{self.seed}"
+        suffix = "" if self.compat == "default" else f"-{self.compat}"
+        return f"{self.dataset['name']}-{strategy}-s{self.seed}{suffix}"
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -123,11 +132,47 @@ def resolve_config(config: Mapping[str, Any], data_paths: Mapping[str, str] | No
     _check_keys("evaluate", config["evaluate"], ("split", "batch_size", "max_rows"))
     for d in datasets:
         _check_keys(f"datasets[{d['name']}].train", d.get("train", {}), _TRAIN_KEYS)
+        dataset_compat(d, config)  # a bad or conflicting compat fails here, not mid-sweep
     return config
 
 
 _TRAIN_KEYS = ("protocol", "batch_size", "epochs", "steps_per_epoch", "patience", "select",
-               "upsample", "jitter", "eval_batch_size", "max_valid")
+               "upsample", "jitter", "eval_batch_size", "max_valid", "compat")
+
+
+def dataset_compat(dataset: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """The compat mode of a dataset's runs: its ``train.compat``, else its ``hparams.compat``
+    (the two must agree when both are given), else the top-level ``train.compat``, else
+    "default"."""
+    from benchmark_rc.architectures.kit import check_compat
+
+    try:
+        top = check_compat(dict(config.get("train") or {}).get("compat"))
+    except UserError as err:
+        raise UserError(f"sweep config train: {err}") from None
+    try:
+        local = {k: check_compat(dataset[k]["compat"]) for k in ("train", "hparams")
+                 if "compat" in (dataset.get(k) or {})}
+    except UserError as err:
+        raise UserError(f"dataset {dataset.get('name')}: {err}") from None
+    if len(set(local.values())) > 1:
+        raise UserError(f"dataset {dataset.get('name')}: train.compat {local['train']!r} and "
+                        f"hparams.compat {local['hparams']!r} differ; give compat once")
+    return next(iter(local.values())) if local else top
+
+
+def override_compat(config: Mapping[str, Any], compat: str) -> dict[str, Any]:
+    """A copy of a sweep config whose every run uses ``compat`` (``sweep --compat``): the
+    top-level ``train.compat`` is set and the datasets' own compat keys are dropped."""
+    import copy
+
+    config = copy.deepcopy(dict(config))
+    config["train"] = dict(config.get("train") or {}, compat=compat)
+    for d in config.get("datasets") or []:
+        for key in ("train", "hparams"):
+            if isinstance(d.get(key), dict):
+                d[key].pop("compat", None)
+    return config
 
 
 def _check_keys(where: str, given: Mapping[str, Any], allowed: Sequence[str]) -> None:
@@ -152,11 +197,12 @@ def make_jobs(config: Mapping[str, Any]) -> list[Job]:
     trained = extra + trained
     jobs = []
     for dataset in config["datasets"]:
+        compat = dataset_compat(dataset, config)
         for seed in config["seeds"]:
             for strategy in trained:
                 rows = [s for s in wanted if s == strategy]
                 rows += [s for s in wanted if s != strategy and source[s] == strategy]
-                jobs.append(Job(dataset, seed, strategy, rows))
+                jobs.append(Job(dataset, seed, strategy, rows, compat))
     return jobs
 
 
@@ -174,35 +220,76 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def read_results(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a results.csv (empty list when absent)."""
+    """Rows of a results.csv (empty list when absent).
+
+    A file written before a column of :data:`RESULT_COLUMNS` existed gives its rows that column
+    too: ``compat`` = "default" (the only mode there was), others "".
+    """
     path = Path(path)
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for column in RESULT_COLUMNS:
+            row.setdefault(column, _COLUMN_DEFAULTS.get(column, ""))
+    return rows
+
+
+def _header(path: Path) -> list[str] | None:
+    """The header row of a CSV file (None when the file is empty)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return next(csv.reader(f), None)
+
+
+def _line(values: Sequence[Any]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue().encode("utf-8")
+
+
+def upgrade_results(path: str | os.PathLike) -> bool:
+    """Rewrite a results.csv whose header lacks columns of :data:`RESULT_COLUMNS` (written by
+    an older version) with the current header, its rows filled as :func:`read_results` fills
+    them. Returns True when the file was rewritten. A header with columns this version does not
+    know raises UserError (nothing is dropped). The rewrite is atomic; a sweep does it once when
+    it starts, before any of its own rows are appended.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    header = _header(path)
+    if not header or header == list(RESULT_COLUMNS):
+        return False
+    unknown = [c for c in header if c not in RESULT_COLUMNS]
+    if unknown:
+        raise UserError(f"{path}: columns {unknown} are not results.csv columns of this version "
+                        f"({list(RESULT_COLUMNS)}); was it written by a newer benchmark_rc?")
+    lines = [_line(RESULT_COLUMNS)]
+    lines += [_line([row[c] for c in RESULT_COLUMNS]) for row in read_results(path)]
+    atomic_write_text(path, b"".join(lines).decode("utf-8"))
+    return True
 
 
 def append_row(path: str | os.PathLike, row: Mapping[str, Any]) -> None:
-    """Append one row (header first if the file is new) with single O_APPEND writes."""
+    """Append one row (header first if the file is new) with single O_APPEND writes.
+
+    The file's header must be :data:`RESULT_COLUMNS`; an older file is upgraded first
+    (:func:`upgrade_results`), so every row lines up with the header.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-
-    def line(values: Sequence[Any]) -> bytes:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(values)
-        return buf.getvalue().encode("utf-8")
-
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, line(RESULT_COLUMNS))
+            os.write(fd, _line(RESULT_COLUMNS))
         finally:
             os.close(fd)
     except FileExistsError:
-        pass
+        upgrade_results(path)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
-        os.write(fd, line([_cell(row.get(c)) for c in RESULT_COLUMNS]))
+        os.write(fd, _line([_cell(row.get(c)) for c in RESULT_COLUMNS]))
     finally:
         os.close(fd)
 
@@ -247,9 +334,12 @@ def _train_config(job: Job, path: str, config: Mapping[str, Any], distribute: st
 
     overrides = dict(config.get("train", {}))
     overrides.update(job.dataset.get("train", {}))
+    overrides.pop("compat", None)  # resolved into job.compat (dataset_compat)
     hparams = dict(job.dataset.get("hparams", {}))
+    hparams.pop("compat", None)
     return TrainConfig(data=path, arch=job.dataset["arch"], strategy=job.train_strategy,
-                       seed=job.seed, hparams=hparams, distribute=distribute, **overrides)
+                       seed=job.seed, hparams=hparams, distribute=distribute,
+                       compat=job.compat, **overrides)
 
 
 def _base_row(job: Job, strategy: str) -> dict[str, Any]:
@@ -257,7 +347,8 @@ def _base_row(job: Job, strategy: str) -> dict[str, Any]:
 
     return {"run_id": job.run_id(strategy), "dataset": job.dataset["name"],
             "arch": job.dataset["arch"], "strategy": strategy,
-            "paper_label": get_strategy(strategy).paper_label, "seed": job.seed}
+            "paper_label": get_strategy(strategy).paper_label, "compat": job.compat,
+            "seed": job.seed}
 
 
 def run_job(job: Job, out_dir: Path, config: Mapping[str, Any], todo: Sequence[str], *,
@@ -331,6 +422,8 @@ def run_sweep(config: Mapping[str, Any], out_dir: str | os.PathLike, *,
     config = resolve_config(config, data_paths)
     atomic_write_text(out_dir / "sweep.json", json.dumps(config, indent=2, default=str))
     results = out_dir / "results.csv"
+    if upgrade_results(results):
+        print(f"note: {results} rewritten with the current columns {list(RESULT_COLUMNS)}")
     jobs = make_jobs(config)
     index, count = shard
     mine = jobs[index::count]
@@ -368,7 +461,7 @@ def run_sweep(config: Mapping[str, Any], out_dir: str | os.PathLike, *,
 
 
 def summary_table(results_csv: str | os.PathLike) -> str:
-    """A plain-text table of the ok rows: mean of each metric per dataset × strategy."""
+    """A plain-text table of the ok rows: mean of each metric per dataset × strategy × compat."""
     import pandas as pd
 
     rows = [r for r in read_results(results_csv) if r.get("status") == "ok"]
@@ -379,10 +472,9 @@ def summary_table(results_csv: str | os.PathLike) -> str:
     for c in (*cols, "train_seconds"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
     cols = [c for c in cols if frame[c].notna().any()]
-    table = frame.groupby(["dataset", "strategy", "paper_label"], sort=False)[
-        [*cols, "train_seconds"]].mean()
-    table.insert(0, "seeds", frame.groupby(["dataset", "strategy", "paper_label"],
-                                           sort=False).size())
+    keys = ["dataset", "strategy", "paper_label", "compat"]
+    table = frame.groupby(keys, sort=False)[[*cols, "train_seconds"]].mean()
+    table.insert(0, "seeds", frame.groupby(keys, sort=False).size())
     with pd.option_context("display.width", 200, "display.max_columns", 20,
                            "display.float_format", "{:.4g}".format):
         return table.to_string()

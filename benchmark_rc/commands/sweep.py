@@ -16,6 +16,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", help="comma-separated seeds overriding the config's")
     parser.add_argument("--strategies", help="comma-separated strategies overriding the config's")
     parser.add_argument("--epochs", type=int, help="cap the epochs of every run")
+    parser.add_argument("--compat", choices=("default", "original"),
+                        help="layers of every run, replacing any compat of the config: "
+                             "'default' or 'original' (the paper's Keras 2 / keras-genomics "
+                             "layers; run ids get the suffix -original; docs/sweep.md)")
     parser.add_argument("--shard", help="I/N: run only every N-th training job from the I-th")
     parser.add_argument("--distribute", choices=("mirrored",),
                         help="train each run on all local GPUs (tf.distribute.MirroredStrategy)")
@@ -26,7 +30,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark_rc.benchmark import load_config, parse_shard, run_sweep, summary_table
+    from benchmark_rc.benchmark import (
+        load_config,
+        override_compat,
+        parse_shard,
+        run_sweep,
+        summary_table,
+    )
     from benchmark_rc.errors import UserError
     from benchmark_rc.presets import get_preset
 
@@ -43,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         config["strategies"] = args.strategies.split(",")
     if args.epochs:
         config.setdefault("train", {})["epochs"] = args.epochs
+    if args.compat:
+        config = override_compat(config, args.compat)
     shard = parse_shard(args.shard)
     result = run_sweep(config, args.out, shard=shard, distribute=args.distribute,
                        progress=not args.no_progress, data_paths=data_paths)
