@@ -20,7 +20,10 @@ the error and the sweep goes on (they are retried by a rerun). Rows are appended
 ``write`` on an ``O_APPEND`` descriptor, so shards of a job array may share one results.csv.
 A results.csv written before a column existed (e.g. ``compat``) stays readable
 (:func:`read_results` fills the column: ``compat`` = "default", what those runs were) and is
-rewritten with the current header when a sweep resumes into it (:func:`upgrade_results`).
+rewritten with the current header when a sweep resumes into it (:func:`upgrade_results`). New
+columns go at the end, so a row still appended by a process of the older version (shorter by
+the new columns) lines up with the upgraded header and reads as its defaults, with csv and with
+pandas alike.
 
 Sharding: the grid is a list of *training jobs* (one per dataset × seed × trained strategy;
 the rcaug job carries its post-hoc rows); ``--shard I/N`` runs jobs I, I+N, I+2N, ...
@@ -42,10 +45,11 @@ from typing import Any
 from benchmark_rc.errors import UserError
 from benchmark_rc.fileio import atomic_write_text
 
-RESULT_COLUMNS = ("run_id", "dataset", "arch", "strategy", "paper_label", "compat", "seed",
-                  "auroc", "auprc", "jsd", "pearson", "spearman", "rc_divergence",
-                  "train_seconds", "epochs", "best_epoch", "status", "error")
-# value of a column in rows of a results.csv written before the column existed
+# New columns are appended at the end (see the module docstring): compat came last.
+RESULT_COLUMNS = ("run_id", "dataset", "arch", "strategy", "paper_label", "seed", "auroc",
+                  "auprc", "jsd", "pearson", "spearman", "rc_divergence", "train_seconds",
+                  "epochs", "best_epoch", "status", "error", "compat")
+# value of a column in rows written before the column existed (all runs were default then)
 _COLUMN_DEFAULTS = {"compat": "default"}
 METRIC_COLUMNS = ("auroc", "auprc", "jsd", "pearson", "spearman", "rc_divergence")
 
@@ -222,8 +226,9 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 def read_results(path: str | os.PathLike) -> list[dict[str, str]]:
     """Rows of a results.csv (empty list when absent).
 
-    A file written before a column of :data:`RESULT_COLUMNS` existed gives its rows that column
-    too: ``compat`` = "default" (the only mode there was), others "".
+    Rows written before a column of :data:`RESULT_COLUMNS` existed (an older header, or a row
+    appended by an older process after the header was upgraded) get that column too:
+    ``compat`` = "default" (the only mode there was), others "".
     """
     path = Path(path)
     if not path.is_file():
@@ -232,7 +237,8 @@ def read_results(path: str | os.PathLike) -> list[dict[str, str]]:
         rows = list(csv.DictReader(f))
     for row in rows:
         for column in RESULT_COLUMNS:
-            row.setdefault(column, _COLUMN_DEFAULTS.get(column, ""))
+            if row.get(column) is None or (column in _COLUMN_DEFAULTS and not row[column]):
+                row[column] = _COLUMN_DEFAULTS.get(column, "")
     return rows
 
 
@@ -252,8 +258,10 @@ def upgrade_results(path: str | os.PathLike) -> bool:
     """Rewrite a results.csv whose header lacks columns of :data:`RESULT_COLUMNS` (written by
     an older version) with the current header, its rows filled as :func:`read_results` fills
     them. Returns True when the file was rewritten. A header with columns this version does not
-    know raises UserError (nothing is dropped). The rewrite is atomic; a sweep does it once when
-    it starts, before any of its own rows are appended.
+    know raises UserError (nothing is dropped). The rewrite is atomic (a new file renamed over
+    the old one); a sweep does it once when it starts, before any of its own rows are appended.
+    A row that another process appends to the old file between the read and the rename is lost
+    (a window of milliseconds; only when processes of two versions share one OUT).
     """
     path = Path(path)
     if not path.is_file():

@@ -23,6 +23,7 @@ import json
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import assert_f32_close, f32_rtol, model_terms
 
@@ -562,6 +563,18 @@ def test_an_older_results_csv_stays_readable_and_is_upgraded_on_resume(tmp_path,
     assert [(r["run_id"], r["compat"]) for r in rows] == [("tiny-standard-s1", "default"),
                                                           ("tiny-rcps-s1", "default")]
     assert rows[0]["auroc"] == "0.5"
+    # a sweep of the older version still running on this OUT appends a row one field short: it
+    # lines up with the upgraded header (compat is the last column) and reads as default
+    old_row.update(run_id="tiny-conjoined-s1", strategy="conjoined", paper_label="CJ-trained")
+    with open(results, "a", newline="", encoding="utf-8") as f:
+        csv.DictWriter(f, fieldnames=OLD_COLUMNS, lineterminator="\n").writerow(old_row)
+    late = read_results(results)[-1]
+    assert (late["run_id"], late["auroc"], late["compat"]) == ("tiny-conjoined-s1", "0.5",
+                                                               "default")
+    frame = pd.read_csv(results)
+    assert list(frame.columns) == list(RESULT_COLUMNS)
+    assert frame["run_id"].tolist() == ["tiny-standard-s1", "tiny-rcps-s1", "tiny-conjoined-s1"]
+    assert frame["compat"].fillna("default").tolist() == ["default"] * 3
 
 
 def test_results_with_unknown_columns_are_refused(tmp_path):
