@@ -276,14 +276,19 @@ def _pool_threshold_model(change: float) -> tuple[keras.Model, keras.Model]:
     return model, keras.Model(inp, conv.output)
 
 
+SHAP_MAXPOOL_THRESHOLD = 1e-7  # shap's rule: multiplier 0 where the pool input changes less
+
+
 def test_maxpool_rules_across_the_shap_threshold():
     x = np.eye(4, dtype=np.float32)[[[0, 1, 2]]]
     refs = np.eye(4, dtype=np.float32)[[[[1, 0, 2]]]]
     scores = {}
-    for change in (5e-8, 1.5e-7):  # below and above shap's 1e-7
+    for change in (5e-8, 1.5e-7):  # below and above shap's threshold
         model, conv = _pool_threshold_model(change)
         pooled = conv.predict(np.concatenate([x, refs[0]]), verbose=0)[:, 0, 0]
-        assert (pooled[0] - pooled[1] < 1e-7) == (change < 1e-7)  # the scenario holds
+        # the scenario holds: the pool input changes by less than the threshold iff change does
+        below = pooled[0] - pooled[1] < SHAP_MAXPOOL_THRESHOLD
+        assert below == (change < SHAP_MAXPOOL_THRESHOLD)
         for rule in ("continuous", "shap"):
             scores[rule, change] = deepshap(model, x, references=refs, maxpool_rule=rule)
     # continuous: the change reaches the max through base A at 0 (+0.2) and A at 1 (-0.2 +
