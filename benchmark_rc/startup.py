@@ -64,7 +64,11 @@ def quiet_native_stderr(noise: re.Pattern[str] | None = None) -> Iterator[None]:
     captured line except those matching ``noise`` (default :func:`native_startup_noise`)."""
     noise = noise or native_startup_noise(gpu_driver_present())
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a detached process): nothing to filter
+        yield
+        return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
