@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "conjoin": ("benchmark_rc.commands.conjoin", "wrap a trained model into a post-hoc conjoined one"),
     "sweep": ("benchmark_rc.commands.sweep", "run a grid of datasets x strategies x seeds"),
     "report": ("benchmark_rc.commands.report", "markdown report and figures of a sweep"),
+    "compare-paper": ("benchmark_rc.commands.compare_paper",
+                      "a sweep's simulated results next to the paper's (mean, SD, orderings)"),
     "attribute": ("benchmark_rc.commands.attribute", "attribution scores (DeepSHAP, ISM, gradients)"),
     "motifs": ("benchmark_rc.commands.motifs", "TF-MoDISco patterns matched with TomTom"),
     "doctor": ("benchmark_rc.commands.doctor", "versions, devices and a layer serialisation self-check"),

@@ -13,6 +13,9 @@ the last ``status == "ok"`` row of every run_id, and writes to ``DIR/report/``:
   per metric;
 * ``figures.json`` — the figure files and the titles of their panels.
 
+Rows run with ``--compat original`` are reported as their own strategy, ``"rcps [original]"``,
+never averaged with the default rows (a results.csv without a ``compat`` column is all default).
+
 SVG text is kept as text (``svg.fonttype = none``) so figures can be searched and checked.
 """
 
@@ -65,9 +68,29 @@ def load_results(results_csv: str | os.PathLike):
 
 
 def _strategy_order(strategies) -> list[str]:
+    """Display order; a compat variant ("rcps [original]") follows its default strategy."""
     present = set(strategies)
-    ordered = [s for s in STRATEGY_ORDER if s in present]
+    ordered = []
+    for base in STRATEGY_ORDER:
+        ordered += [base] if base in present else []
+        ordered += sorted(s for s in present if s.startswith(f"{base} ["))
     return ordered + sorted(present - set(ordered))
+
+
+def split_compat(frame):
+    """Rows of a non-default ``compat`` get their own strategy key, ``"rcps [original]"``, so
+    default and original rows are never averaged together. A frame without such rows (or an
+    older results.csv without the column) is returned unchanged."""
+    if "compat" not in frame.columns:
+        return frame
+    compat = frame["compat"].fillna("default").astype(str).replace("", "default")
+    other = compat != "default"
+    if not other.any():
+        return frame
+    frame = frame.copy()
+    frame.loc[other, "strategy"] = frame.loc[other, "strategy"].astype(str) + " [" \
+        + compat[other] + "]"
+    return frame
 
 
 def _metrics_of(frame) -> tuple[str, ...]:
@@ -156,7 +179,7 @@ def build_report(sweep_dir: str | os.PathLike) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
     sweep_dir = Path(sweep_dir)
-    frame = load_results(sweep_dir / "results.csv")
+    frame = split_compat(load_results(sweep_dir / "results.csv"))
     if frame.empty:
         raise UserError(f"{sweep_dir / 'results.csv'}: no finished (status ok) runs to report")
     report_dir = sweep_dir / "report"
@@ -178,7 +201,9 @@ def build_report(sweep_dir: str | os.PathLike) -> dict[str, Any]:
             for s in strategies:
                 label = sub.loc[sub["strategy"] == s, "paper_label"].iloc[0] \
                     if "paper_label" in sub.columns else s
-                labels.append(str(label) if isinstance(label, str) and label else s)
+                label = str(label) if isinstance(label, str) and label else s
+                variant = s[s.index(" ["):] if " [" in s else ""  # compat, e.g. " [original]"
+                labels.append(label if label.endswith(variant) else label + variant)
             lines += [f"## {dataset}", ""]
 
             # table of means ± SD
