@@ -293,9 +293,7 @@ def _validate_split(path: Path, group: h5py.Group, task: Task, chunk_rows: int,
         ds = group[name]
         if ds.dtype != spec.dtype:
             raise DatasetError(f"{where}/{name} has dtype {ds.dtype}, expected {spec.dtype}")
-        if ds.ndim != spec.ndim or (spec.last is not None and ds.shape[-1] != spec.last):
-            raise DatasetError(f"{where}/{name} has shape {ds.shape}, expected "
-                               f"{spec.shape_text()}")
+        spec.check_shape(f"{where}/{name}", ds.shape)
         if n_rows is None:
             n_rows = ds.shape[0]
         elif ds.shape[0] != n_rows:

@@ -115,9 +115,7 @@ def _load(source: str | os.PathLike | Mapping[str, Any], split: str,
         raise DatasetError(f"{where}/x has shape {x.shape}, expected (N, L, 4)")
     for name, spec in task.arrays.items():
         shape = np.shape(data[name])
-        if len(shape) != spec.ndim or (spec.last is not None and shape[-1] != spec.last):
-            raise DatasetError(f"{where}/{name} has shape {shape}, expected "
-                               f"{spec.shape_text()}")
+        spec.check_shape(f"{where}/{name}", shape)
         if shape[0] != len(x):
             raise DatasetError(f"{where}/{name} has {shape[0]} rows, /x has {len(x)}")
     task.check_split(where, {name: np.shape(data[name]) for name in task.arrays}, 0)

@@ -52,6 +52,13 @@ class ArraySpec:
         """Expected shape for messages, e.g. ``(N, …, 4)``."""
         return "(N, " + ", ".join(["…"] * (self.ndim - 2) + [str(self.last or "T")]) + ")"
 
+    def check_shape(self, where: str, shape: tuple) -> None:
+        """Raise DatasetError naming ``where`` unless ``shape`` fits this spec."""
+        from benchmark_rc.errors import DatasetError
+
+        if len(shape) != self.ndim or (self.last is not None and shape[-1] != self.last):
+            raise DatasetError(f"{where} has shape {tuple(shape)}, expected {self.shape_text()}")
+
 
 class Task:
     """A kind of prediction problem; subclasses fill in the class attributes and hooks.
