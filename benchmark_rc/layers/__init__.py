@@ -1,5 +1,6 @@
-"""RC layers: parameter sharing (rcps), conjoining blocks (conjoin), activations, losses, and the
-emulation of the original Keras 2 / keras-genomics stack (compat).
+"""RC layers: parameter sharing (rcps), irreducible representations (irrep), conjoining blocks
+(conjoin), activations, losses, and the emulation of the original Keras 2 / keras-genomics stack
+(compat).
 
 Importing this package registers every layer under the Keras package name ``benchmark_rc``.
 """
@@ -11,6 +12,15 @@ from benchmark_rc.layers.compat import (
     KerasGenomicsRevCompConv1DBatchNorm,
 )
 from benchmark_rc.layers.conjoin import RCTransform, StrandMerge
+from benchmark_rc.layers.irrep import (
+    IrrepActivation,
+    IrrepBatchNorm,
+    IrrepConcatenate,
+    IrrepToIrrepConv1D,
+    IrrepToRegConv1D,
+    KmerEmbedding,
+    RegToIrrepConv1D,
+)
 from benchmark_rc.layers.losses import MultinomialNLL
 from benchmark_rc.layers.rcps import (
     RCGeometryError,
@@ -24,12 +34,19 @@ from benchmark_rc.layers.rcps import (
 
 __all__ = [
     "Exponential",
+    "IrrepActivation",
+    "IrrepBatchNorm",
+    "IrrepConcatenate",
+    "IrrepToIrrepConv1D",
+    "IrrepToRegConv1D",
     "Keras2BatchNormalization",
     "KerasGenomicsRevCompConv1D",
     "KerasGenomicsRevCompConv1DBatchNorm",
+    "KmerEmbedding",
     "MultinomialNLL",
     "RCGeometryError",
     "RCTransform",
+    "RegToIrrepConv1D",
     "RevCompAvgPool",
     "RevCompConv1D",
     "RevCompConv1DBatchNorm",
