@@ -7,7 +7,12 @@ One run, binary architecture (1000 bp), 20 dinucleotide-shuffled references per 
   agreement of per-position sums (ours with shap's max-pool rule, and with the default);
 * ours as a fraction of the bound: 3 x n_refs forward passes per sequence at the model's batched
   forward speed (measured in the same run, before and after);
-* ISM sequences/s vs its bound of 3L forward passes per sequence.
+* ISM sequences/s vs its bound of 3L forward passes per sequence;
+* references: sequences/s of the dinucleotide shuffle (20 shuffles per sequence), the old
+  deeplift loop (``dinuc_shuffle`` per sequence) vs the vectorised one, and DeepSHAP end to end
+  (references made inside the call) with the share of its time the references take;
+* first call vs steady state: a fresh model's first DeepSHAP call (trace and XLA compilation),
+  then a call on another number of sequences (compiles nothing new), then the same call again.
 
 Writes bench/results/attribution.json (machine, versions, parameters, figures).
 Usage: .venv/bin/python bench/attribution.py [--n-seqs 48] [--n-shap 6] [--batch-size 256]
@@ -47,12 +52,33 @@ def _ratio(a: dict, b: dict) -> dict[str, float]:
     return {k: a[k] / b[k] for k in CLOCKS}
 
 
+def _seconds(fn) -> dict[str, float]:
+    """Seconds of one call of fn(), by each clock (no warm-up: for first calls)."""
+    start = {k: c() for k, c in CLOCKS.items()}
+    fn()
+    return {k: c() - start[k] for k, c in CLOCKS.items()}
+
+
+def _deeplift_loop_references(x: np.ndarray, n_shuffles: int, seed: int) -> np.ndarray:
+    """The references before ``benchmark_rc-dinuc-v2``: deeplift's ``dinuc_shuffle`` on each
+    sequence in a Python loop, ``RandomState(seed)`` per sequence (timed for comparison)."""
+    from deeplift.dinuc_shuffle import dinuc_shuffle
+
+    out = np.empty((x.shape[0], n_shuffles, *x.shape[1:]), dtype=np.float32)
+    for i, seq in enumerate(x):
+        out[i] = dinuc_shuffle(np.ascontiguousarray(seq, dtype=np.float32), n_shuffles,
+                               np.random.RandomState(seed))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-seqs", type=int, default=48, help="sequences for our DeepSHAP")
     parser.add_argument("--n-shap", type=int, default=6, help="sequences for shap (slow)")
     parser.add_argument("--n-ism", type=int, default=2, help="sequences for ISM")
     parser.add_argument("--n-refs", type=int, default=20)
+    parser.add_argument("--first-rows", default="5,13",
+                        help="sequences of the first DeepSHAP call and of the next one")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="rows per forward pass of our methods (default: the library's)")
     parser.add_argument("--forward-batches", default="16,32,64,128,256",
@@ -71,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     import benchmark_rc as brc
     from benchmark_rc.attribution import deepshap, dinuc_shuffle_references, ism
     from benchmark_rc.attribution.batching import default_batch_size, device_scope
+    from benchmark_rc.attribution.references import SHUFFLE_ALGORITHM
     from benchmark_rc.attribution.targets import model_spec, target_function
     from benchmark_rc.fileio import atomic_write_text
     from benchmark_rc.training import versions
@@ -86,9 +113,23 @@ def main(argv: list[str] | None = None) -> int:
             w.assign(rng.normal(0, 0.1, w.shape).astype("float32"))
     length = model.inputs[0].shape[1]
     x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (args.n_seqs, length))]
-    t0 = time.process_time()
     refs = dinuc_shuffle_references(x, args.n_refs, seed=args.seed)
-    shuffle_rate = args.n_seqs / (time.process_time() - t0)
+
+    # first calls on the fresh model, before anything below traces its DeepSHAP function
+    def shap_call(rows: int) -> None:
+        deepshap(model, x[:rows], n_shuffles=args.n_refs, seed=args.seed, output=0,
+                 batch_size=args.batch_size)
+
+    first_rows, next_rows = (min(int(v), args.n_seqs) for v in args.first_rows.split(","))
+    first_call = {"rows": [first_rows, next_rows],
+                  "first_call_s": _seconds(lambda: shap_call(first_rows)),
+                  "next_call_other_rows_s": _seconds(lambda: shap_call(next_rows)),
+                  "steady_call_s": _seconds(lambda: shap_call(next_rows))}
+
+    refs_old = _rate(lambda: _deeplift_loop_references(x, args.n_refs, args.seed), args.n_seqs,
+                     args.repeats)
+    refs_new = _rate(lambda: dinuc_shuffle_references(x, args.n_refs, seed=args.seed),
+                     args.n_seqs, args.repeats)
 
     spec = model_spec(model)
     forward = target_function(model, spec, 0, True)
@@ -114,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     fwd_before = forward_rate()
     ours_rate = _rate(lambda: deepshap(model, x, references=refs, output=0,
                                        batch_size=args.batch_size), args.n_seqs, args.repeats)
+    end_to_end = _rate(lambda: deepshap(model, x, n_shuffles=args.n_refs, seed=args.seed, output=0,
+                                        batch_size=args.batch_size), args.n_seqs, args.repeats)
     ism_rate = _rate(lambda: ism(model, x[:args.n_ism], output=0, batch_size=args.batch_size),
                      args.n_ism, max(1, args.repeats - 1))
     fwd_after = forward_rate()
@@ -161,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                    "batch_size": args.batch_size or default_batch_size(),
                    "forward_batches": sizes,
                    "repeats": args.repeats, "seed": args.seed, "explained": "logit, task 0",
-                   "maxpool_rule_timed": "continuous"},
+                   "maxpool_rule_timed": "continuous", "shuffle_algorithm": SHUFFLE_ALGORITHM},
         "note": "rates are best-of-repeats; 'cpu' rates use process CPU time (stable on a "
                 "shared machine), 'wall' rates wall-clock time",
         "forward_seq_per_s": {"before": fwd_before, "after": fwd_after, "best": fwd},
@@ -173,13 +216,21 @@ def main(argv: list[str] | None = None) -> int:
             "target_fraction": 0.8,
             "max_rel_diff_position_sums_vs_shap": agreement["shap"],
             "max_rel_diff_position_sums_vs_shap_default_rule": agreement["continuous"],
-            "dinuc_shuffle_seq_per_s_cpu": shuffle_rate,
+            "end_to_end_seq_per_s": end_to_end,
+            "references_fraction_of_end_to_end": _ratio(end_to_end, refs_new),
+            "target_references_fraction": 0.1,
+            "first_call": first_call,
+        },
+        "references": {
+            "old_deeplift_loop_seq_per_s": refs_old, "new_seq_per_s": refs_new,
+            "speedup": _ratio(refs_new, refs_old),
         },
         "ism": {"ours_seq_per_s": ism_rate, "bound_seq_per_s": ism_bound,
                 "fraction_of_bound": _ratio(ism_rate, ism_bound), "target_fraction": 0.8},
     }
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("forward_seq_per_s", "deepshap", "ism")}, indent=2))
+    print(json.dumps({k: result[k] for k in ("forward_seq_per_s", "deepshap", "ism", "references")},
+                     indent=2))
     return 0
 
 

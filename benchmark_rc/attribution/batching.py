@@ -66,6 +66,14 @@ def chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
+def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` grown to ``rows`` rows by repeating its last row (a chunk padded to the fixed
+    batch, whose extra results are dropped); unchanged when it already has ``rows`` rows."""
+    if array.shape[0] == rows:
+        return array
+    return array[np.minimum(np.arange(rows), array.shape[0] - 1)]
+
+
 def progress_bar(total: int, desc: str, enabled: bool):
     """A tqdm bar counting sequences (disabled unless ``enabled``)."""
     from tqdm.auto import tqdm

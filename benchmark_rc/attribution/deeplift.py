@@ -37,10 +37,15 @@ from benchmark_rc.attribution.batching import (
     check_batch_size,
     chunks,
     device_scope,
+    pad_rows,
     progress_bar,
     traced_per_model,
 )
-from benchmark_rc.attribution.references import check_references, dinuc_shuffle_references
+from benchmark_rc.attribution.references import (
+    block_sequences,
+    check_references,
+    dinuc_shuffle_references,
+)
 from benchmark_rc.attribution.targets import (
     ModelSpec,
     call_model,
@@ -157,12 +162,15 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
         x: (N, L, 4) one-hot (all-zero rows for N), or a dict of model inputs; non-sequence inputs
             are held fixed (same value for x and its references).
         references: optional (N, R, L, 4) references; default ``n_shuffles`` dinucleotide shuffles
-            of each sequence (deeplift's ``dinuc_shuffle``, ``RandomState(seed)`` per sequence).
+            of each sequence (:func:`benchmark_rc.attribution.dinuc_shuffle_references`, seeded
+            per sequence content).
         hypothetical: return hypothetical contributions (for TF-MoDISco) instead of actual ones.
         output: task index, or head name for dict outputs (see
             :func:`benchmark_rc.attribution.targets.predict_target`).
         logits: explain the pre-sigmoid logit when the output ends in a sigmoid.
-        batch_size: rows (sequences + references) per forward pass; bounds memory.
+        batch_size: rows (sequences + references) per forward pass; bounds memory. Every pass
+            has the same number of rows (the last chunk is padded), so a model is compiled once
+            per batch size and R, whatever the number of sequences.
         progress: show a tqdm progress bar.
         check_delta: warn when ``|scores.sum() - delta|`` exceeds ``check_delta * |delta|`` plus
             the float32 rounding budget of the computation (:func:`delta_tolerance`); None: no
@@ -191,6 +199,9 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
     fn = rescale_function(model, spec, output, logits, n_refs, R.max_rule(maxpool_rule))
     n, length = seq.shape[:2]
     per = max(1, batch_size // (n_refs + 1))
+    # references are made a block of whole chunks at a time, in the background: the vectorised
+    # shuffle is fast on many sequences at once and slow on the few of one chunk
+    block = per * -(-block_sequences(n_refs) // per)
     result = np.empty(seq.shape, dtype=np.float32)
     bad: list[tuple[float, float]] = []  # (error, tolerance) of failing sequences
 
@@ -199,26 +210,32 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
             return refs_all[sl]
         return dinuc_shuffle_references(seq[sl], n_refs, seed)
 
-    slices = list(chunks(n, per))
+    blocks = list(chunks(n, block))
     with ThreadPoolExecutor(max_workers=1) as pool, device_scope(), \
             progress_bar(n, "deepshap", progress) as bar:
-        pending = pool.submit(refs_for, slices[0]) if slices else None
-        for i, sl in enumerate(slices):
-            refs = pending.result()
-            if i + 1 < len(slices):
-                pending = pool.submit(refs_for, slices[i + 1])
-            m = sl.stop - sl.start
-            hyp, pos_sum, t_x, t_r = fn(seq[sl], refs.reshape(m * n_refs, length, 4),
-                                        {k: v[sl] for k, v in others.items()})
-            hyp, pos_sum = hyp.numpy(), pos_sum.numpy()
-            result[sl] = hyp if hypothetical else project(hyp, pos_sum, seq[sl])
-            if check_delta is not None:
-                t_x, t_r = t_x.numpy(), t_r.numpy().reshape(m, n_refs)
-                delta = t_x - t_r.mean(1)
-                err = np.abs(pos_sum.sum(1) - delta)
-                tol = delta_tolerance(delta, t_x, t_r, pos_sum, check_delta)
-                bad.extend(zip(err[err > tol].tolist(), tol[err > tol].tolist(), strict=True))
-            bar.update(m)
+        pending = pool.submit(refs_for, blocks[0]) if blocks else None
+        for i, outer in enumerate(blocks):
+            block_refs = pending.result()
+            if i + 1 < len(blocks):
+                pending = pool.submit(refs_for, blocks[i + 1])
+            for inner in chunks(outer.stop - outer.start, per):
+                sl = slice(outer.start + inner.start, outer.start + inner.stop)
+                m = sl.stop - sl.start
+                # every call has `per` sequences (a short chunk is padded): one batch shape, so
+                # the fused XLA kernels compile once, not once per chunk size
+                refs = pad_rows(block_refs[inner], per).reshape(per * n_refs, length, 4)
+                hyp, pos_sum, t_x, t_r = fn(pad_rows(seq[sl], per), refs,
+                                            {k: pad_rows(v[sl], per) for k, v in others.items()})
+                hyp, pos_sum = hyp.numpy()[:m], pos_sum.numpy()[:m]
+                result[sl] = hyp if hypothetical else project(hyp, pos_sum, seq[sl])
+                if check_delta is not None:
+                    t_x, t_r = t_x.numpy()[:m], t_r.numpy().reshape(per, n_refs)[:m]
+                    delta = t_x - t_r.mean(1)
+                    err = np.abs(pos_sum.sum(1) - delta)
+                    tol = delta_tolerance(delta, t_x, t_r, pos_sum, check_delta)
+                    bad.extend(zip(err[err > tol].tolist(), tol[err > tol].tolist(),
+                                   strict=True))
+                bar.update(m)
     if bad:
         err, tol = max(bad, key=lambda pair: pair[0] / pair[1])
         warnings.warn(f"DeepLIFT summation-to-delta fails in {len(bad)} sequence(s): "

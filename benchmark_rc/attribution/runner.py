@@ -73,6 +73,18 @@ def task_motifs(motifs: Any, attrs: dict, output: Any) -> Any:
     return motifs
 
 
+def reference_metadata(methods: Sequence[str | AttributionMethod], n_shuffles: int,
+                       seed: int) -> dict[str, Any]:
+    """How the references of ``methods`` are made, for the metadata of their outputs: the number
+    of shuffles, the seed and the shuffle's version (:data:`SHUFFLE_ALGORITHM`; the same seed
+    gives other references under another version). Empty when no method takes references."""
+    from benchmark_rc.attribution.references import SHUFFLE_ALGORITHM
+
+    if not any(get_method(m).needs_references for m in methods):
+        return {}
+    return {"n_shuffles": n_shuffles, "seed": seed, "shuffle_algorithm": SHUFFLE_ALGORITHM}
+
+
 def dinuc_references(seq: np.ndarray, n_shuffles: int, seed: int) -> np.ndarray:
     from benchmark_rc.attribution import dinuc_shuffle_references
 
@@ -184,8 +196,12 @@ def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     table = pd.DataFrame(rows)
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "attribution_scores.csv", table.to_csv(index=False))
+    made = reference_metadata(methods, kwargs.get("n_shuffles", 20), kwargs.get("seed", 0))
+    note = (f" References: {made['n_shuffles']} dinucleotide shuffles per sequence, seed "
+            f"{made['seed']}, {made['shuffle_algorithm']}." if made else "")
     lines = [f"# Attribution scores of {sweep_dir}", "",
-             f"split {split}, up to {max_seqs} sequences with motifs per run; mean over seeds.", ""]
+             f"split {split}, up to {max_seqs} sequences with motifs per run; mean over seeds."
+             f"{note}", ""]
     if "auroc" in table:
         for convention in ("prakash", "koo"):
             sub = table[table["convention"] == convention]

@@ -119,10 +119,13 @@ def run(args: argparse.Namespace) -> int:
             write_modisco_npz(out, seq, hyp, prefix=method)
         write_attribution_h5(out / f"{method}.h5", seq, hyp if hyp is not None else attr, attr,
                              attrs={"method": method, "output": str(output),
-                                    "hyp_scores_are_actual": hyp is None})
+                                    "hyp_scores_are_actual": hyp is None,
+                                    **runner.reference_metadata([method], args.n_shuffles,
+                                                                args.seed)})
     runner.write_params(out, {"model": args.model, "data": args.data, "split": args.split,
                               "methods": args.methods, "output": output, "n_seqs": len(seq),
-                              **options})
+                              **options, **runner.reference_metadata(args.methods,
+                                                                     args.n_shuffles, args.seed)})
     if rows:
         import pandas as pd
 
