@@ -74,7 +74,9 @@ def build_model(arch: str, strategy: str, **hparams: Any) -> keras.Model:
             augmentation); ``get_strategy(strategy).after_training(trained, arch)`` conjoins it.
         **hparams: architecture hyper-parameters (e.g. ``input_length`` for sim, ``filters``),
             plus ``learning_rate`` (1e-3) and ``seed`` (None: keras.utils.set_random_seed(seed)
-            is called before building when given).
+            is called before building when given), plus the strategy's own
+            (``get_strategy(strategy).hparam_defaults``, e.g. ``irrep_a_fraction`` and ``kmer``
+            of the irrep strategies).
 
     Returns:
         A compiled keras.Model. sim/binary: (N, L, 4) -> sigmoid probabilities (N, T).
@@ -83,7 +85,7 @@ def build_model(arch: str, strategy: str, **hparams: Any) -> keras.Model:
     """
     spec = get_architecture(arch)
     strat = get_strategy(strategy)
-    hp = spec.hparams(hparams)
+    hp = spec.hparams(hparams, strat.hparam_defaults)
     if hp["seed"] is not None:
         keras.utils.set_random_seed(int(hp["seed"]))
     net = build_logits_network(strat, spec, hp, name=f"{arch}_{strategy}".replace("-", "_"))

@@ -24,6 +24,7 @@ from benchmark_rc.architectures import (
     conjoin_network,
     rc_kit,
 )
+from benchmark_rc.architectures.irrep_kit import IrrepKit
 from benchmark_rc.errors import UserError
 
 CONJOIN_MODES = ("logit", "prob", "max")
@@ -54,6 +55,11 @@ class Strategy:
     def posthoc(self) -> str | None:
         """The conjoin mode applied after training, or None (not a post-hoc strategy)."""
         return None
+
+    @property
+    def hparam_defaults(self) -> dict[str, Any]:
+        """Hyper-parameters of this strategy (beside the architecture's) and their defaults."""
+        return {}
 
     def build(self, arch: Architecture, hp: dict[str, Any], name: str) -> keras.Model:
         """The network from the architecture's inputs to its logits (no sigmoid)."""
@@ -143,6 +149,23 @@ class Hybrid(Strategy):
         return build_network(arch, hp, plan, rc_kit(self.readout), name)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Irrep(Strategy):
+    """Irreducible-representation layers throughout (Mallet & Vert): a fraction
+    ``irrep_a_fraction`` of every map's channels of type +1, the rest -1, and a ``kmer``-mer
+    input embedding (hyper-parameters; defaults: half and half, and this strategy's ``kmer``)."""
+
+    kmer: int = 1
+
+    @property
+    def hparam_defaults(self) -> dict[str, Any]:
+        return {"irrep_a_fraction": 0.5, "kmer": self.kmer}
+
+    def build(self, arch: Architecture, hp: dict[str, Any], name: str) -> keras.Model:
+        kit = IrrepKit(a_fraction=float(hp["irrep_a_fraction"]), kmer=int(hp["kmer"]))
+        return build_network(arch, hp, ["rc"] * _n_blocks(arch, hp), kit, name)
+
+
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
@@ -165,6 +188,8 @@ STRATEGIES: dict[str, Strategy] = {
         Hybrid(name="hybrid-later", paper_label="CJRCPS-later", equivariant=True,
                variant="later"),
         Hybrid(name="hybrid-all", paper_label="CJRCPS-all", equivariant=True, variant="all"),
+        Irrep(name="irrep", paper_label="Irrep", equivariant=True),
+        Irrep(name="irrep-kmer", paper_label="Irrep-3mer", equivariant=True, kmer=3),
     )
 }
 

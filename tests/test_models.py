@@ -132,18 +132,24 @@ def test_rcps_half_has_standard_channel_count(arch):
 
 
 # Regression guard: parameter counts with default hyper-parameters (sim with input 200).
+# irrep (2F channels, a = b = F; weights counted by hand from the layers' free parts): sim
+# conv1 RegToIrrep 21*2*40 = 1680 + IrrepBatchNorm 40 gamma + 20 beta + 20 mean + 40 second
+# moment = 120 + Dense 9*40*3 + 3 = 1083 -> 2883; irrep-kmer: 3-mer embedding (32 regular pairs),
+# first kernel 21 - 2 = 19: 19*32*40 = 24320 -> 25523. binary: 15*2*32 = 960, 2 x IrrepToIrrep
+# k=14: 7*32*32 = 7168, 3 BN x 96, Dense 47*32 + 1 = 1505 -> 17089; kmer: 13*32*32 = 13312 ->
+# 29441.
 PARAM_COUNTS = {
     "sim": {
         "standard": 2323, "rcaug": 2323, "posthoc": 2323, "posthoc-prob": 2323,
         "conjoined": 2323, "conjoined-max": 2323, "rcps": 2323, "rcps-avg": 2323,
         "rcps-weighted": 2320, "rcps-half": 1163, "hybrid-early": 2323,
-        "hybrid-later": 2323, "hybrid-all": 2323,
+        "hybrid-later": 2323, "hybrid-all": 2323, "irrep": 2883, "irrep-kmer": 25523,
     },
     "binary": {
         "standard": 9121, "rcaug": 9121, "posthoc": 9121, "posthoc-prob": 9121,
         "conjoined": 9121, "conjoined-max": 9121, "rcps": 16289, "rcps-avg": 16289,
         "rcps-weighted": 16288, "rcps-half": 4561, "hybrid-early": 12705,
-        "hybrid-later": 12705, "hybrid-all": 9121,
+        "hybrid-later": 12705, "hybrid-all": 9121, "irrep": 17089, "irrep-kmer": 29441,
     },
 }
 
@@ -159,12 +165,14 @@ def test_parameter_count_table():
 
 
 # bpnet standard: conv1 5440 + 6 x 12352 dilated + prebias 9602 + 1x1 10 + counts 132 = 89296;
-# rcps: 5440 + 6 x 24640 + 9601 + 7 + 131 = 163019.
+# rcps: 5440 + 6 x 24640 + 9601 + 7 + 131 = 163019; irrep: RegToIrrep 21*2*128 = 5376 + 6 x
+# IrrepToIrrep k=3 (128*128 + 2*64*64 = 24576) + IrrepToReg 75*128 = 9600 + 7 + counts 128 + 3
+# = 162570; irrep-kmer: first conv 19*32*128 = 77824 -> 235018.
 PARAM_COUNTS_BPNET = {
     "standard": 89296, "rcaug": 89296, "posthoc": 89296, "posthoc-prob": 89296,
     "conjoined": 89296, "conjoined-max": 89296, "rcps": 163019, "rcps-avg": 163019,
     "rcps-weighted": 163019, "rcps-half": 44651, "hybrid-early": 138443,
-    "hybrid-later": 113867, "hybrid-all": 89291,
+    "hybrid-later": 113867, "hybrid-all": 89291, "irrep": 162570, "irrep-kmer": 235018,
 }
 
 

@@ -59,11 +59,13 @@ class Architecture:
     head: Callable[[LayerKit, Any, dict, dict], Any]
     hybrid_blocks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
-    def hparams(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults updated with ``overrides``; unknown names raise :class:`UserError`.
+    def hparams(self, overrides: Mapping[str, Any],
+                extra_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults (with ``extra_defaults``, e.g. a strategy's own hyper-parameters) updated
+        with ``overrides``; unknown names raise :class:`UserError`.
 
         ``compat`` is checked and None normalised to "default"."""
-        known = {**COMMON_DEFAULTS, **self.defaults}
+        known = {**COMMON_DEFAULTS, **self.defaults, **(extra_defaults or {})}
         unknown = sorted(set(overrides) - set(known))
         if unknown:
             raise UserError(
@@ -106,7 +108,7 @@ def build_network(
     blocks = arch.make_blocks(hp)
     if len(plan) != len(blocks) or any(p not in PLAN_KINDS for p in plan):
         raise ValueError(f"plan {plan!r} must give one of {PLAN_KINDS} per block ({len(blocks)})")
-    h = inputs["sequence"]
+    h = (head_kit if plan[0] == "rc" else standard_kit).embed(inputs["sequence"])
     i = 0
     while i < len(blocks):
         if plan[i] != "cj":

@@ -18,7 +18,6 @@ import keras
 
 from benchmark_rc.architectures.base import Architecture, Block
 from benchmark_rc.architectures.kit import LayerKit
-from benchmark_rc.layers import check_rc_geometry
 from benchmark_rc.tasks import CLASSIFICATION
 
 
@@ -26,7 +25,7 @@ def _conv_bn_relu(filters: int, kernel_size: int, index: int) -> Block:
     def block(kit: LayerKit, h: Any) -> Any:
         h = kit.conv(filters, kernel_size, name=f"conv{index}")(h)
         h = kit.batch_norm(name=f"bn{index}")(h)
-        return keras.layers.Activation("relu", name=f"relu{index}")(h)
+        return kit.activation("relu", name=f"relu{index}")(h)
 
     return block
 
@@ -43,11 +42,7 @@ def _blocks(hp: dict) -> list[Block]:
 
 
 def _head(kit: LayerKit, h: Any, inputs: dict, hp: dict) -> Any:
-    pool, stride = int(hp["pool_size"]), int(hp["pool_stride"])
-    if kit.rc:
-        # RC-shared map: exact invariance needs mirror-symmetric pooling windows.
-        check_rc_geometry(int(h.shape[1]), pool, stride, "valid", 1)
-    h = keras.layers.MaxPooling1D(pool, stride, name="maxpool")(h)
+    h = kit.max_pool(h, int(hp["pool_size"]), int(hp["pool_stride"]), name="maxpool")
     return kit.classification_readout(h, int(hp["num_tasks"]), name="logits")
 
 

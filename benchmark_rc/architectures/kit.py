@@ -44,6 +44,7 @@ from benchmark_rc.layers import (
     RevCompConv1DBatchNorm,
     RevCompSumPool,
     WeightedSum1D,
+    check_rc_geometry,
 )
 
 READOUTS = ("sum", "avg", "weighted")
@@ -102,6 +103,21 @@ class LayerKit:
             filters, kernel_size, dilation_rate=dilation_rate, activation=activation, name=name
         )
 
+    def embed(self, sequence: Any) -> Any:
+        """The trunk's input map made from the one-hot sequence (here: the sequence itself)."""
+        return sequence
+
+    def activation(self, activation: str, name: str | None = None) -> Any:
+        """Element-wise activation of a trunk map (regular maps allow any function)."""
+        return keras.layers.Activation(activation, name=name)
+
+    def max_pool(self, h: Any, pool_size: int, strides: int, name: str = "maxpool") -> Any:
+        """Valid max pooling of a trunk map before the read-out. The RC kit checks that the
+        windows are mirror-symmetric, which exact invariance of its read-out needs."""
+        if self.rc:
+            check_rc_geometry(int(h.shape[1]), pool_size, strides, "valid", 1)
+        return keras.layers.MaxPooling1D(pool_size, strides, name=name)(h)
+
     def batch_norm(self, name: str | None = None) -> keras.layers.Layer:
         """Batch norm (RC kit: channel c and 2F-1-c share parameters and statistics)."""
         if self.rc:
@@ -133,10 +149,14 @@ class LayerKit:
             prebias = keras.layers.Conv1D(2, kernel_size, name="profile_prebias")(h)
             joined = keras.layers.Concatenate(name="profile_concat")([prebias, control])
             return keras.layers.Conv1D(2, 1, name="profile")(joined)
-        prebias = self._rc_conv(1, kernel_size, name="profile_prebias")(h)
+        prebias = self._profile_prebias(h, kernel_size)
         swapped = RCTransform("strands", name="control_swapped")(control)
         joined = keras.layers.Concatenate(name="profile_concat")([swapped, prebias, control])
         return self._rc_conv(1, 1, name="profile")(joined)
+
+    def _profile_prebias(self, h: Any, kernel_size: int) -> Any:
+        """RC kit: the (+, -) strand pre-bias profile, a regular map with 2 channels."""
+        return self._rc_conv(1, kernel_size, name="profile_prebias")(h)
 
     def count_head(self, h: Any, control_logcount: Any) -> Any:
         """Trunk map (B, L, C) + control log count (B, 1) -> log counts (B, 2) named "counts"."""
