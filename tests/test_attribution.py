@@ -560,11 +560,13 @@ def test_bpnet_profile_attributions_equivariant_for_rcps():
         a = deepshap(model, x, references=refs, output="profile")
         b = deepshap(model, x_rc, references=reverse_complement(refs), output="profile")
         errors[strategy] = np.abs(reverse_complement(b) - a).max() / np.abs(a).max()
-    # 10 x RTOL: the profile target's secants of small logit changes lose digits in float32
-    # (below |delta logit| = 1e-3 the engine switches to derivatives, see
-    # rescale_product_target); the non-equivariant model is 10 x further off
-    assert errors["rcps"] < 10 * RTOL
-    assert errors["standard"] > 1e-2
+    # The profile target's secants divide by |delta logit| >= 1e-3 (below it the engine switches
+    # to derivatives, see rescale_product_target), and the two strands' logits differ in float32
+    # round-off, so the error depends on how close some reference's logits come to the input's:
+    # over reference seeds 0-5 measured 3.5e-5 to 8.5e-3 (rcps) against 1.1 to 34 (standard),
+    # with the previous (deeplift) shuffles 1.3e-4 to 3.8e-3. Bounds with a 3x margin each side.
+    assert errors["rcps"] < 3e-2
+    assert errors["standard"] > 0.3
 
 
 def test_dict_inputs_and_heads_for_every_method():
