@@ -257,9 +257,9 @@ def test_public_api_exports():
 
 SAVED = {
     "sim": ["rcaug", "posthoc-prob", "rcps", "rcps-avg", "rcps-weighted", "conjoined-max",
-            "hybrid-later"],
-    "binary": ["rcps-half", "hybrid-early", "conjoined", "posthoc"],
-    "bpnet": ["rcaug", "rcps", "hybrid-all", "conjoined", "posthoc"],
+            "hybrid-later", "irrep", "irrep-kmer"],
+    "binary": ["rcps-half", "hybrid-early", "conjoined", "posthoc", "irrep", "irrep-kmer"],
+    "bpnet": ["rcaug", "rcps", "hybrid-all", "conjoined", "posthoc", "irrep", "irrep-kmer"],
 }
 
 LOADER = r"""
