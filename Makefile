@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean reference-venv reference-fixtures
 
 install: $(STAMP)
 
@@ -27,6 +27,31 @@ test: lint
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+# The original stack (Python 3.7, TensorFlow 1.15, Keras 2.2.4, keras-genomics, deeplift) for
+# reference/ and the legacy-import fixtures; on demand only, never part of install or test
+# (docs/legacy.md).
+# pyenv's interpreter first: its python3.7 shim on PATH fails where 3.7 is not selected.
+LEGACY_PYTHON ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.7*/bin/python) \
+	$(shell command -v python3.7 2>/dev/null))
+LEGACY_VENV   := .venv-legacy
+LEGACY_STAMP  := $(LEGACY_VENV)/.installed
+LEGACY_DATA   ?= build/legacy-data
+LEGACY_OUT    := tests/fixtures/legacy
+
+reference-venv: $(LEGACY_STAMP)
+
+$(LEGACY_STAMP): reference/requirements-legacy.txt
+	@test -n "$(LEGACY_PYTHON)" || { echo "no Python 3.7 found; pass LEGACY_PYTHON=/path/to/python3.7"; exit 1; }
+	test -x $(LEGACY_VENV)/bin/python || $(LEGACY_PYTHON) -m venv $(LEGACY_VENV)
+	$(LEGACY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r reference/requirements-legacy.txt
+	touch $(LEGACY_STAMP)
+
+reference-fixtures: $(STAMP) $(LEGACY_STAMP)
+	rm -rf $(LEGACY_OUT) $(LEGACY_DATA)
+	$(LEGACY_VENV)/bin/python reference/make_fixtures.py --benchmark-rc $(BIN)/benchmark-rc \
+		--data $(LEGACY_DATA) --out $(LEGACY_OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
