@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("benchmark_rc.commands.train", "train one architecture x strategy on a dataset"),
     "evaluate": ("benchmark_rc.commands.evaluate", "metrics and RC-consistency of a saved model"),
     "conjoin": ("benchmark_rc.commands.conjoin", "wrap a trained model into a post-hoc conjoined one"),
+    "import-legacy": ("benchmark_rc.commands.import_legacy",
+                      "convert a Keras 2 / keras-genomics .h5 model to a Keras 3 one"),
     "sweep": ("benchmark_rc.commands.sweep", "run a grid of datasets x strategies x seeds"),
     "report": ("benchmark_rc.commands.report", "markdown report and figures of a sweep"),
     "compare-paper": ("benchmark_rc.commands.compare_paper",
