@@ -200,7 +200,8 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
     n, length = seq.shape[:2]
     per = max(1, batch_size // (n_refs + 1))
     # references are made a block of whole chunks at a time, in the background: the vectorised
-    # shuffle is fast on many sequences at once and slow on the few of one chunk
+    # shuffle is fast on many sequences at once and slow on the few of one chunk. The first
+    # block is one chunk, so that the first pass waits for its own references only.
     block = per * -(-block_sequences(n_refs) // per)
     result = np.empty(seq.shape, dtype=np.float32)
     bad: list[tuple[float, float]] = []  # (error, tolerance) of failing sequences
@@ -210,7 +211,8 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
             return refs_all[sl]
         return dinuc_shuffle_references(seq[sl], n_refs, seed)
 
-    blocks = list(chunks(n, block))
+    blocks = [slice(0, min(n, per))] if n else []
+    blocks += [slice(per + sl.start, per + sl.stop) for sl in chunks(max(0, n - per), block)]
     with ThreadPoolExecutor(max_workers=1) as pool, device_scope(), \
             progress_bar(n, "deepshap", progress) as bar:
         pending = pool.submit(refs_for, blocks[0]) if blocks else None

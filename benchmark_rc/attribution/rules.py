@@ -14,11 +14,19 @@ global state besides that graph-keyed table, and nothing of TensorFlow's is patc
 Supporting another non-linearity is one entry of :data:`RULES` (op type -> factory taking the
 max-pool rule of the trace); a linear op type is one entry of :data:`LINEAR_OPS`. Entries apply
 to models traced afterwards (traces are memoised per model).
+
+Speed (issue 18): linear ops keep their ordinary gradient, but :data:`LINEAR_GRADIENTS` computes
+it faster where TensorFlow's kernel is slow (Conv2D's input gradient as a forward convolution),
+and max pooling of whole blocks (MaxPooling1D(k, s) with k a multiple of s) routes its output
+differences in one element-wise kernel instead of TensorFlow's scalar argmax kernels
+(:func:`_block_pool_multipliers`); both give the values of the ordinary kernels up to float32
+round-off (tests/test_attribution_speed.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -89,8 +97,10 @@ class DeepLiftTrace:
         raise RuntimeError(f"op {op.name}: no DeepLIFT trace attached to its graph")
 
     def override(self, graph: Any):
-        """Context: ops of the table's types created in ``graph`` get the DeepLIFT gradient."""
-        return graph.gradient_override_map({t: GRADIENT_NAME for t in self.rules})
+        """Context: ops of the table's types created in ``graph`` get the DeepLIFT gradient, and
+        the linear ops of :data:`LINEAR_GRADIENTS` their faster ordinary gradient."""
+        types = {*self.rules, *(t for t in LINEAR_GRADIENTS if t not in self.rules)}
+        return graph.gradient_override_map({t: GRADIENT_NAME for t in types})
 
     def twin(self, op: Any) -> Any:
         """The x-branch op computing what the reference-branch ``op`` computes."""
@@ -142,7 +152,10 @@ def fused(key: Any, fn: Callable) -> Callable:
 
 
 def _deeplift_gradient(op, *grads):
-    return DeepLiftTrace.of(op).rules[op.type].gradient(op, grads[0])
+    rule = DeepLiftTrace.of(op).rules.get(op.type)
+    if rule is None:
+        return LINEAR_GRADIENTS[op.type](op, grads[0])
+    return rule.gradient(op, grads[0])
 
 
 _REGISTERED = False
@@ -155,6 +168,63 @@ def register_gradient() -> None:
         return
     _tf().RegisterGradient(GRADIENT_NAME)(_deeplift_gradient)
     _REGISTERED = True
+
+
+# ----------------------------------------------------------------------------------------------
+# linear ops: the same gradient, computed faster
+# ----------------------------------------------------------------------------------------------
+def _ordinary_gradient(op: Any, grad: Any) -> list:
+    from tensorflow.python.framework import ops as tf_ops
+
+    out = tf_ops._gradient_registry.lookup(op.type)(op, grad)
+    return list(out) if isinstance(out, list | tuple) else [out]
+
+
+def conv2d_input_gradient(op: Any, grad: Any) -> list:
+    """Conv2D's ordinary gradient for its input (none for its filter: the trace differentiates
+    with respect to the sequence only), computed as a forward convolution of the zero-padded
+    upstream gradient with the flipped, transposed kernel instead of ``Conv2DBackpropInput``:
+    the same sums in another order (float32 round-off), at the speed of the forward pass. On a
+    CPU without oneDNN (TensorFlow's default on CPUs without AVX-512 VNNI/BF16 or AMX, e.g. AMD
+    EPYC), Eigen's ``Conv2DBackpropInput`` takes ~3x the forward convolution and was ~55% of a
+    DeepSHAP call on the binary model; with oneDNN both take about the same time.
+
+    Stride 1, NHWC, VALID/SAME/explicit padding of at most the kernel's dilated extent minus one,
+    a filter of known shape that does not depend on the sequence; anything else gets the
+    ordinary gradient."""
+    tf = _tf()
+    trace = DeepLiftTrace.of(op)
+    filt = op.inputs[1]
+    kh, kw = filt.shape[0], filt.shape[1]
+    strides = list(op.get_attr("strides"))
+    dilations = list(op.get_attr("dilations"))
+    padding = op.get_attr("padding")
+    if (op.get_attr("data_format") != b"NHWC" or strides != [1, 1, 1, 1] or kh is None
+            or kw is None or filt.ref() in trace.dependent):
+        return _ordinary_gradient(op, grad)
+    extent = [(kh - 1) * dilations[1], (kw - 1) * dilations[2]]  # dilated size - 1
+    if padding == b"VALID":
+        before, after = [0, 0], [0, 0]
+    elif padding == b"SAME":  # stride 1: the dilated extent, the smaller half before
+        before = [e // 2 for e in extent]
+        after = [e - b for e, b in zip(extent, before, strict=True)]
+    elif padding == b"EXPLICIT":
+        pads = list(op.get_attr("explicit_paddings"))
+        before = [pads[2], pads[4]]
+        after = [pads[3], pads[5]]
+        if any(p > e for p, e in zip(before + after, extent + extent, strict=True)):
+            return _ordinary_gradient(op, grad)
+    else:  # pragma: no cover - TensorFlow's three paddings
+        return _ordinary_gradient(op, grad)
+    kernel = tf.transpose(tf.reverse(filt, [0, 1]), [0, 1, 3, 2])
+    pad = [[0, 0], [extent[0] - before[0], extent[0] - after[0]],
+           [extent[1] - before[1], extent[1] - after[1]], [0, 0]]
+    return [tf.nn.conv2d(grad, kernel, strides=1, padding=pad, dilations=dilations[1:3]), None]
+
+
+# Linear op types whose ordinary gradient the reference branch computes another way: the same
+# values up to float32 round-off, faster (op type -> fn(op, upstream gradient) -> input grads).
+LINEAR_GRADIENTS: dict[str, Callable[[Any, Any], list]] = {"Conv2D": conv2d_input_gradient}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,15 +331,21 @@ class MaxRule:
         tf = _tf()
 
         def math(a_x, a_r, routed, limit):
-            d = a_x - a_r
-            small = tf.abs(d) < self.threshold if self.threshold > 0 else tf.equal(d, 0.0)
-            below = limit if self.limit_at_zero else tf.zeros_like(d)
-            return tf.where(small, below, tf.add_n(routed) / tf.where(small, tf.ones_like(d), d))
+            return self.divide(a_x, a_r, tf.add_n(routed), limit)
 
         if limit is None:
             limit = tf.zeros([], a_r.dtype)
         kernel = fused(("max", self), math) if fuse else math
         return kernel(a_x, a_r, tuple(routed), limit)
+
+    def divide(self, a_x: Any, a_r: Any, routed: Any, limit: Any) -> Any:
+        """The element-wise math of :meth:`multipliers` on the summed ``routed`` (to be traced
+        inside a kernel)."""
+        tf = _tf()
+        d = a_x - a_r
+        small = tf.abs(d) < self.threshold if self.threshold > 0 else tf.equal(d, 0.0)
+        below = limit if self.limit_at_zero else tf.zeros_like(d)
+        return tf.where(small, below, routed / tf.where(small, tf.ones_like(d), d))
 
 
 CONTINUOUS = MaxRule("continuous", 0.0, True)
@@ -301,11 +377,20 @@ class MaxPool(Rule):
         r = trace.references
         px = trace.twin(op)
         ar, yr = op.inputs[0], op.outputs[0]
+        if op.get_attr("data_format") != b"NHWC":
+            raise UserError(f"max pooling {op.name}: only channels-last (NHWC) is supported")
+        blocks = _pool_blocks(op)
+        if blocks is not None:
+            ar5, ax5, shape = trace.pair(ar, px.inputs[0])
+            yr5, yx5, _ = trace.pair(yr, px.outputs[0])
+            up5, _, _ = trace.pair(grad, px.outputs[0])
+            kernel = trace.kernel(("maxpool-blocks", blocks, self.division),
+                                  functools.partial(_block_pool_multipliers, blocks=blocks,
+                                                    division=self.division))
+            return [tf.reshape(kernel(ax5, ar5, yx5, yr5, up5), shape)]
         yx = tf.repeat(px.outputs[0], r, axis=0)  # pooled: small
         cross = tf.maximum(yx, yr)
         kw = {k: op.get_attr(k) for k in ("ksize", "strides", "padding")}
-        if op.get_attr("data_format") != b"NHWC":
-            raise UserError(f"max pooling {op.name}: only channels-last (NHWC) is supported")
         _, arg_x = tf.raw_ops.MaxPoolWithArgmax(input=px.inputs[0],
                                                 include_batch_in_index=False, **kw)
         arg_x = tf.repeat(arg_x, r, axis=0)
@@ -327,6 +412,82 @@ class MaxPool(Rule):
             limit, _, _ = trace.pair(limit, px.inputs[0])
         return [tf.reshape(self.division.multipliers(ax5, ar5, routed, limit, fuse=trace.fuse),
                            shape)]
+
+
+def _pool_blocks(op: Any) -> tuple[int, int, int, int] | None:
+    """(stride s, windows per block overlap m, windows P, input width W) when the MaxPool ``op``
+    pools along the width only (NHWC, VALID, static shapes) with a window of m whole strides
+    (MaxPooling1D(k, s) with k = m s, e.g. 40/20): then every window is m consecutive blocks of
+    s positions and its argmax the first block maximum among them. None: use TensorFlow's
+    argmax kernels."""
+    ksize, strides = list(op.get_attr("ksize")), list(op.get_attr("strides"))
+    width, pooled = op.inputs[0].shape[2], op.outputs[0].shape[2]
+    if (op.get_attr("padding") != b"VALID" or ksize[0] != 1 or ksize[1] != 1
+            or ksize[3] != 1 or strides[0] != 1 or strides[1] != 1 or strides[3] != 1
+            or width is None or pooled is None or ksize[2] % strides[2]):
+        return None
+    return strides[2], ksize[2] // strides[2], pooled, width
+
+
+def _block_pool_multipliers(ax, ar, yx, yr, up, *, blocks, division):
+    """The max-pool rule of :class:`MaxPool` for pools of whole blocks (:func:`_pool_blocks`),
+    as element-wise math (one XLA kernel when the trace fuses): ax (n, 1, H, W, C) and its pooled
+    yx (n, 1, H, P, C); ar, yr, up (the upstream gradient) (n, R, H, ., C). Returns the
+    multipliers (n, R, H, W, C).
+
+    The same routing as TensorFlow's argmax kernels (MaxPoolWithArgmax/MaxPoolGrad: the first
+    maximum of a window in scan order, ties included), without them: each block's maximum and
+    the one-hot of its first maximum (the least position holding it), then per window the first of
+    its m blocks that holds the window maximum. Those argmax kernels are scalar loops, ~10x the
+    forward max pool; this reads each input once."""
+    import tensorflow as tf
+
+    s, m, pooled, width = blocks
+    nb = pooled + m - 1  # blocks covered by the windows
+    used = nb * s
+
+    iota = tf.reshape(tf.range(s, dtype=ax.dtype), [1, 1, 1, 1, s, 1])
+
+    def first_max(a):  # a (n, r, H, W, C) -> position of each block's first max, block maxima
+        shape = tf.concat([tf.shape(a)[:3], [nb, s, tf.shape(a)[-1]]], 0)
+        b = tf.reshape(a[:, :, :, :used], shape)
+        top = tf.reduce_max(b, axis=4, keepdims=True)
+        first = tf.reduce_min(tf.where(tf.equal(b, top), iota, float(s)), axis=4, keepdims=True)
+        return tf.cast(tf.equal(iota, first), a.dtype), top[:, :, :, :, 0]
+
+    def window_choice(top):  # -> for each offset o < m: window takes block w + o (P windows)
+        parts = [top[:, :, :, o:o + pooled] for o in range(m)]
+        best = parts[0]
+        for part in parts[1:]:
+            best = tf.maximum(best, part)
+        taken, chosen = None, []
+        for part in parts:
+            hit = tf.equal(part, best)
+            if taken is not None:
+                hit = tf.logical_and(hit, tf.logical_not(taken))
+            taken = hit if taken is None else tf.logical_or(taken, hit)
+            chosen.append(tf.cast(hit, top.dtype))
+        return chosen
+
+    def route(values, onehot, chosen):  # window values (n, R, H, P, C) -> inputs (n, R, H, W, C)
+        total = None
+        for o, mask in enumerate(chosen):
+            part = tf.pad(values * mask, [[0, 0], [0, 0], [0, 0], [o, m - 1 - o], [0, 0]])
+            total = part if total is None else total + part
+        out = onehot * total[:, :, :, :, None]
+        shape = tf.concat([tf.shape(out)[:3], [used, tf.shape(out)[-1]]], 0)
+        return tf.pad(tf.reshape(out, shape), [[0, 0], [0, 0], [0, 0], [0, width - used],
+                                               [0, 0]])
+
+    onehot_x, top_x = first_max(ax)
+    onehot_r, top_r = first_max(ar)
+    chosen_x, chosen_r = window_choice(top_x), window_choice(top_r)
+    cross = tf.maximum(yx, yr)
+    routed = (route(up * (cross - yr), onehot_x, chosen_x)
+              + route(up * (yx - cross), onehot_r, chosen_r))
+    limit = (route(up * tf.cast(tf.equal(yx, yr), up.dtype), onehot_x, chosen_x)
+             if division.limit_at_zero else tf.zeros([], ar.dtype))
+    return division.divide(ax, ar, routed, limit)
 
 
 @dataclass(frozen=True)
