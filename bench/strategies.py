@@ -54,7 +54,7 @@ from benchmark_rc.training import versions  # noqa: E402
 
 TIMED = [
     "standard", "rcaug", "conjoined", "conjoined-max", "rcps", "rcps-avg", "rcps-weighted",
-    "rcps-half", "hybrid-early", "hybrid-later", "hybrid-all",
+    "rcps-half", "hybrid-early", "hybrid-later", "hybrid-all", "irrep", "irrep-kmer",
 ]
 BATCH = {"binary": 100, "bpnet": 64}
 
@@ -104,7 +104,12 @@ def layer_profile(reps: int = 20) -> dict:
     Compares each RCPS-half layer with its standard counterpart of equal channel count, and the
     naive RC batch norm (stack + flips) with ours: this is where the naive port lost its time.
     """
-    from benchmark_rc.layers import RevCompConv1D, RevCompConv1DBatchNorm
+    from benchmark_rc.layers import (
+        IrrepBatchNorm,
+        IrrepToIrrepConv1D,
+        RevCompConv1D,
+        RevCompConv1DBatchNorm,
+    )
 
     x = tf.constant(np.random.default_rng(0).normal(size=(100, 986, 16)).astype("float32"))
     layers = {
@@ -113,6 +118,9 @@ def layer_profile(reps: int = 20) -> dict:
         "BatchNormalization": keras.layers.BatchNormalization(),
         "RevCompConv1DBatchNorm": RevCompConv1DBatchNorm(),
         "naive RC batch norm": NaiveRevCompBatchNorm(),
+        # irrep layers at the channel count of the RC ones (16 = 8 a + 8 b)
+        "IrrepToIrrepConv1D(8+8, 14)": IrrepToIrrepConv1D(8, 8, 8, 14),
+        "IrrepBatchNorm(8+8)": IrrepBatchNorm(8),
     }
     out = {}
     for name, layer in layers.items():
@@ -209,6 +217,10 @@ def run(archs: list[str], strategies: list[str], rounds: dict[str, int], steps: 
             }
             results[arch][name] = {
                 "ratio_to_standard": {k: v / base[k] for k, v in stats.items()},
+                # irrep vs RCPS at equal channel counts (issue 14)
+                "ratio_to_rcps": ({k: v / results[arch]["rcps"]["step_seconds"][k]
+                                   for k, v in stats.items()}
+                                  if "rcps" in results[arch] else None),
                 "step_seconds": stats,
                 "wall_seconds_all": wall[name],
                 "cpu_seconds_all": cpu[name],
@@ -241,6 +253,7 @@ def main() -> int:
     report = {
         "benchmark": "training step time per strategy (ratio to standard, same run)",
         "targets": {"rcps-half": "<= 1.15 x standard", "conjoined": "<= 2.1 x standard"},
+        "irrep_vs_rcps": "ratio_to_rcps of irrep / irrep-kmer: step time at equal channels",
         "parameters": vars(args) | {"out": _repo_relative(args.out), "batch_sizes": BATCH,
                                     "rcaug_batch": "2 x (batch + RC)"},
         "machine": {
