@@ -37,7 +37,7 @@ def _example_layers() -> list:
     for strategy in benchmark_rc.list_strategies():
         model = benchmark_rc.build_model("sim", strategy, input_length=200)
         layers.extend(_walk(model))
-    for strategy in ("rcps", "conjoined", "hybrid-all"):
+    for strategy in ("rcps", "conjoined", "hybrid-all", "irrep"):
         layers.extend(_walk(benchmark_rc.build_model("bpnet", strategy)))
     standard = benchmark_rc.build_model("bpnet", "standard")
     layers.extend(_walk(benchmark_rc.conjoin(standard, "bpnet", mode="logit")))
