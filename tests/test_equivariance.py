@@ -243,14 +243,16 @@ def _toy_blocks(hp: dict) -> list:
         def block(kit, h):
             h = kit.conv(int(hp["filters"]), kernel, name=f"conv{index}")(h)
             h = kit.batch_norm(name=f"bn{index}")(h)
-            return keras.layers.Activation("relu", name=f"relu{index}")(h)
+            return kit.activation("relu", name=f"relu{index}")(h)
         return block
 
     return [conv(5, 1), conv(3, 2)]
 
 
 def _toy_head(kit, h, inputs, hp):
-    h = keras.layers.MaxPooling1D(2, 2, name="maxpool")(h)
+    # trunk layers go through the kit (docs/architecture.md): the irrep kit needs its own
+    # activation and a symmetrised map before pooling
+    h = kit.max_pool(h, 2, 2, name="maxpool")
     return kit.classification_readout(h, 2, name="logits")
 
 
