@@ -30,7 +30,7 @@ result loads with ``keras.models.load_model`` in the default safe mode. Layer ma
   :class:`~benchmark_rc.layers.StrandMerge` ("mean"); a residual centre crop (explicit
   ``output_shape``, added to a convolution of the same tensor) -> ``Cropping1D`` with the
   original's split (w // 2 left, the rest right); the channel reversal that heads the symmetric
-  concatenation ``[Lambda(c), ..., c]`` of the RCPS BPNet heads -> RCTransform ("strands").
+  concatenation ``[lambda_of_c, ..., c]`` of the RCPS BPNet heads -> RCTransform ("strands").
 
 Names: a single-output model ending in a sigmoid gets benchmark_rc's "logits" (an Identity on
 the pre-sigmoid tensor) and "probabilities" layers, and its single one-hot input is named
@@ -76,9 +76,9 @@ CONV_CLASSES = ("Conv1D", "RevCompConv1D")
 TRAINING_ONLY = ("kernel_constraint", "bias_constraint", "beta_constraint", "gamma_constraint",
                  "activity_regularizer")
 LAMBDA_PATTERNS = (
-    "the Siamese RC of a sequence input (Lambda(x) and x feed the same shared layer or model)",
+    "the Siamese RC of a sequence input (a Lambda of x and x feed the same shared layer or model)",
     "a residual centre crop (Lambda with output_shape, added to a convolution of its input)",
-    "the channel reversal heading a symmetric concatenation [Lambda(c), ..., c] (RCPS BPNet)",
+    "the channel reversal heading a symmetric concatenation [lambda_of_c, ..., c] (RCPS BPNet)",
 )
 
 
@@ -535,7 +535,7 @@ class _Importer:
                                 "file is never executed, so no other Lambda can be imported")
 
     def is_siamese_rc(self, graph: _Graph, layer: _Layer, source: _Ref, x: Any) -> bool:
-        """Lambda(x) on a one-hot sequence input, fed (only) to layers that also take x."""
+        """A Lambda layer applied to x, a one-hot sequence input, fed (only) to layers that also take x."""
         if graph.producer(source).class_name != "InputLayer" or len(x.shape) != 3 \
                 or x.shape[-1] != 4:
             return False
@@ -576,7 +576,7 @@ class _Importer:
         return length - int(out_shape[0])
 
     def heads_symmetric_concat(self, graph: _Graph, layer: _Layer, source: _Ref) -> bool:
-        """Lambda(c) is the first and c the last input of its only consumer, a Concatenate on
+        """A Lambda of c is the first and c the last input of its only consumer, a Concatenate on
         the last axis: the RCPS BPNet heads' [reversed control, features, control]."""
         users = graph.uses(_Ref(layer.name, 0, 0))
         if len(users) != 1 or users[0][0].class_name != "Concatenate":

@@ -44,6 +44,7 @@ from benchmark_rc.layers.rcps import (
     RCGeometryError,
     _as_int,
     _check_even_channels,
+    batch_norm_config,
     check_rc_geometry,
 )
 
@@ -592,18 +593,7 @@ class IrrepBatchNorm(keras.layers.Layer):
         config.update(
             {
                 "a": self.a,
-                "momentum": self.momentum,
-                "epsilon": self.epsilon,
-                "center": self.center,
-                "scale": self.scale,
-                "beta_initializer": keras.initializers.serialize(self.beta_initializer),
-                "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
-                "moving_mean_initializer": keras.initializers.serialize(
-                    self.moving_mean_initializer
-                ),
-                "moving_variance_initializer": keras.initializers.serialize(
-                    self.moving_variance_initializer
-                ),
+                **batch_norm_config(self),
                 "beta_regularizer": keras.regularizers.serialize(self.beta_regularizer),
                 "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
                 "beta_constraint": keras.constraints.serialize(self.beta_constraint),

@@ -230,6 +230,20 @@ class RevCompConv1D(keras.layers.Layer):
         return config
 
 
+def batch_norm_config(layer: keras.layers.Layer) -> dict[str, Any]:
+    """The batch-norm options every RC batch norm stores in its config (momentum, epsilon,
+    center, scale and the four initializers), serialised."""
+    return {
+        "momentum": layer.momentum,
+        "epsilon": layer.epsilon,
+        "center": layer.center,
+        "scale": layer.scale,
+        **{f"{name}_initializer": keras.initializers.serialize(
+            getattr(layer, f"{name}_initializer"))
+           for name in ("beta", "gamma", "moving_mean", "moving_variance")},
+    }
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class RevCompConv1DBatchNorm(keras.layers.Layer):
     """Batch normalisation of a regular map (B, L, 2F) with RC-tied parameters and statistics.
@@ -332,22 +346,7 @@ class RevCompConv1DBatchNorm(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(
-            {
-                "momentum": self.momentum,
-                "epsilon": self.epsilon,
-                "center": self.center,
-                "scale": self.scale,
-                "beta_initializer": keras.initializers.serialize(self.beta_initializer),
-                "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
-                "moving_mean_initializer": keras.initializers.serialize(
-                    self.moving_mean_initializer
-                ),
-                "moving_variance_initializer": keras.initializers.serialize(
-                    self.moving_variance_initializer
-                ),
-            }
-        )
+        config.update(batch_norm_config(self))
         return config
 
 
