@@ -9,6 +9,7 @@ kernels see the same predictions, so they agree to float64 round-off (F64_REL).
 from __future__ import annotations
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -148,6 +149,9 @@ def test_run_directories_and_posthoc_reuse(smoke):
     config = json.loads((runs / "smoke-sim-rcps-s1" / "config.json").read_text())
     assert config["config"]["seed"] == 1 and config["protocol"]["epochs"] == 2
     assert config["versions"]["tensorflow"] and config["versions"]["keras"]
+    # the switch that picks TensorFlow's CPU kernels is recorded with the versions
+    assert config["versions"]["TF_ENABLE_ONEDNN_OPTS"] == os.environ.get("TF_ENABLE_ONEDNN_OPTS",
+                                                                         "unset")
     assert config["dataset"]["task"] == "classification"
     assert len(pd.read_csv(runs / "smoke-sim-rcps-s1" / "history.csv")) == 2
     # posthoc rows are the rcaug model conjoined, not retrained

@@ -20,15 +20,22 @@ from benchmark_rc.fileio import atomic_path
 CONFIG_FILE = "config.json"
 # what a run's config.json records
 RUN_PACKAGES = ("benchmark_rc", "tensorflow", "keras", "numpy", "h5py", "scikit-learn", "scipy")
+# environment switches that choose TensorFlow's CPU kernels (and so the last bits of a result):
+# oneDNN on or off changes the summation order, and TensorFlow's default depends on the CPU
+KERNEL_ENVIRONMENT = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def versions(packages: Iterable[str] = RUN_PACKAGES, *, missing: str = "absent",
              system: bool = True) -> dict[str, str]:
     """Installed versions of ``packages`` (distribution names), ``missing`` for those not
-    installed; with ``system``, first ``python`` and ``platform``."""
+    installed; with ``system``, first ``python``, ``platform`` and the kernel-choosing
+    environment variables (``KERNEL_ENVIRONMENT``; "unset" where TensorFlow's default applies)."""
     from importlib import metadata
 
-    out = {"python": platform.python_version(), "platform": platform.platform()} if system else {}
+    out = {}
+    if system:
+        out = {"python": platform.python_version(), "platform": platform.platform()}
+        out.update({name: os.environ.get(name, "unset") for name in KERNEL_ENVIRONMENT})
     for pkg in packages:
         try:
             out[pkg] = metadata.version(pkg)
