@@ -39,6 +39,7 @@ from benchmark_rc.layers import (
     IrrepActivation,
     IrrepBatchNorm,
     IrrepConcatenate,
+    IrrepMaxPool1D,
     IrrepToIrrepConv1D,
     IrrepToRegConv1D,
     KmerEmbedding,
@@ -131,6 +132,18 @@ class IrrepKit(LayerKit):
         """Symmetrise (an RC-invariant map), then max-pool: any window layout is invariant."""
         h = IrrepConcatenate(self._a(h), name=f"{name}_symmetrise")(h)
         return keras.layers.MaxPooling1D(pool_size, strides, name=name)(h)
+
+    def pad(self, h: Any, width: int, name: str | None = None) -> Any:
+        """Zero padding; a padded regular map (the embedded sequence) stays regular."""
+        out = keras.layers.ZeroPadding1D(int(width), name=name)(h)
+        if self._is_regular(h):
+            self._regular[id(out)] = out
+        return out
+
+    def pool(self, h: Any, pool_size: int, name: str = "pool") -> Any:
+        """Trunk pooling of an irrep map (:class:`~benchmark_rc.layers.IrrepMaxPool1D`: max on
+        a channels, signed max-magnitude on b channels), not symmetrised: the map stays irrep."""
+        return IrrepMaxPool1D(self._a(h), pool_size, name=name)(h)
 
     def classification_readout(self, h: Any, units: int, name: str = "logits") -> Any:
         """Flatten -> Dense of the symmetrised, pooled map (already invariant)."""

@@ -118,6 +118,20 @@ class LayerKit:
             check_rc_geometry(int(h.shape[1]), pool_size, strides, "valid", 1)
         return keras.layers.MaxPooling1D(pool_size, strides, name=name)(h)
 
+    def pad(self, h: Any, width: int, name: str | None = None) -> Any:
+        """``width`` zero rows on both ends of a trunk map (a "same"-padded odd kernel is this
+        then :meth:`conv`); symmetric, so it commutes with RC for every kit."""
+        return keras.layers.ZeroPadding1D(int(width), name=name)(h)
+
+    def pool(self, h: Any, pool_size: int, name: str = "pool") -> Any:
+        """Max pooling *inside* the trunk (windows = stride = ``pool_size``, valid), between
+        convolutions; the map stays a trunk map of its kit (the irrep kit does not symmetrise
+        here, unlike :meth:`max_pool` before a read-out). The RC kit checks that the windows
+        are mirror-symmetric."""
+        if self.rc:
+            check_rc_geometry(int(h.shape[1]), pool_size, pool_size, "valid", 1)
+        return keras.layers.MaxPooling1D(pool_size, pool_size, name=name)(h)
+
     def batch_norm(self, name: str | None = None) -> keras.layers.Layer:
         """Batch norm (RC kit: channel c and 2F-1-c share parameters and statistics)."""
         if self.rc:

@@ -13,15 +13,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "made with `benchmark-rc conjoin` from an rcaug run)")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     parser.add_argument("--out", required=True, help="run directory to create or resume")
-    parser.add_argument("--protocol", choices=("sim", "binary", "profile"),
+    parser.add_argument("--protocol", choices=("sim", "binary", "profile", "koo-task1",
+                                               "koo-task3"),
                         help="training protocol (default: from --arch)")
     parser.add_argument("--epochs", type=int, help="override the protocol's epochs")
     parser.add_argument("--batch-size", type=int, help="override the batch size")
     parser.add_argument("--steps-per-epoch", type=int, help="override steps per epoch")
     parser.add_argument("--patience", type=int,
                         help="early-stopping patience on val_loss (0: never stop early)")
-    parser.add_argument("--select", choices=("auroc", "loss"),
-                        help="weights kept: best val auROC or best val loss")
+    parser.add_argument("--select", choices=("auroc", "auprc", "loss", "last"),
+                        help="weights kept: best val auROC, auPRC or loss, or the last epoch's")
     parser.add_argument("--jitter", type=int, help="profile jitter (bases, <= stored margin)")
     parser.add_argument("--upsample", type=float,
                         help="binary: target positive fraction of the stream (0: off)")

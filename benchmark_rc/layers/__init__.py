@@ -21,6 +21,7 @@ from benchmark_rc.layers.irrep import (
     KmerEmbedding,
     RegToIrrepConv1D,
 )
+from benchmark_rc.layers.irrep_pool import IrrepMaxPool1D
 from benchmark_rc.layers.losses import MultinomialNLL
 from benchmark_rc.layers.rcps import (
     RCGeometryError,
@@ -37,6 +38,7 @@ __all__ = [
     "IrrepActivation",
     "IrrepBatchNorm",
     "IrrepConcatenate",
+    "IrrepMaxPool1D",
     "IrrepToIrrepConv1D",
     "IrrepToRegConv1D",
     "Keras2BatchNormalization",

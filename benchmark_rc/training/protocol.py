@@ -35,6 +35,12 @@ class Protocol:
     jitter: int
     rc_mode: str  # how RC augmentation is realised: "doubled" set or "within" batch
     eval_batch_size: int
+    # early stopping (and the LR plateau) watch this: "val_loss" (lower is better), "val_auroc"
+    # or "val_auprc" (higher is better)
+    monitor: str = "val_loss"
+    # (factor, patience, min_lr): multiply the learning rate by factor after patience epochs
+    # without improvement of ``monitor`` (Keras ReduceLROnPlateau, min_delta 1e-4); None: never
+    lr_plateau: tuple[float, int, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, the task by name (for config.json)."""
@@ -47,7 +53,17 @@ PROTOCOLS: dict[str, Protocol] = {
     "binary": Protocol("binary", CLASSIFICATION, 100, 160, 50, None, "auroc", 0.2, 0, "within",
                        1000),
     "profile": Protocol("profile", PROFILE, 64, 200, None, 10, "loss", None, 200, "within", 64),
+    # Koo & Ploenzke (spec/interpretation.md §1.7): Adam 1e-3, batch 100, <= 100 epochs, early
+    # stopping (patience 20) and LR plateau (x0.2 after 5, min 1e-7) on val auPRC (task 1) or
+    # val auROC (task 3). Koo keeps the last epoch's weights; here the best by the monitored
+    # metric are kept (spec §7.5; select="last" gives Koo's).
+    "koo-task1": Protocol("koo-task1", CLASSIFICATION, 100, 100, None, 20, "auprc", None, 0,
+                          "doubled", 1000, monitor="val_auprc", lr_plateau=(0.2, 5, 1e-7)),
+    "koo-task3": Protocol("koo-task3", CLASSIFICATION, 100, 100, None, 20, "auroc", None, 0,
+                          "doubled", 1000, monitor="val_auroc", lr_plateau=(0.2, 5, 1e-7)),
 }
+SELECTS = ("auroc", "auprc", "loss", "last")
+MONITORS = ("val_loss", "val_auroc", "val_auprc")
 _OVERRIDABLE = ("batch_size", "epochs", "steps_per_epoch", "patience", "select", "upsample",
                 "jitter", "eval_batch_size")
 
@@ -106,9 +122,12 @@ class TrainConfig:
         if "upsample" in overrides and overrides["upsample"] <= 0:
             overrides["upsample"] = None
         proto = dataclasses.replace(base, **overrides)
-        if proto.select not in ("auroc", "loss"):
-            raise UserError(f"select must be 'auroc' or 'loss', got {proto.select!r}")
-        if proto.select == "auroc" and proto.task.selection != "auroc":
+        if proto.select not in SELECTS:
+            raise UserError(f"select must be one of {SELECTS}, got {proto.select!r}")
+        if proto.monitor not in MONITORS:
+            raise UserError(f"monitor must be one of {MONITORS}, got {proto.monitor!r}")
+        if (proto.select in ("auroc", "auprc") or proto.monitor != "val_loss") \
+                and proto.task.selection != "auroc":
             raise UserError(f"{proto.task.name} models are selected by validation loss "
                             "(select='loss')")
         return proto

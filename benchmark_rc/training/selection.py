@@ -13,7 +13,10 @@ task's :class:`~benchmark_rc.tasks.Validation` computes these scores).
 Selection: the kept weights are those of the epoch with the best selection metric (max val auROC
 or min val_loss): the first epoch's weights are kept, and a later epoch replaces them when its
 value is finite and either strictly better or the kept value is not finite (NaN, inf).
-Early stopping follows Keras (stop after ``patience`` epochs without a strictly lower val_loss);
+Early stopping follows Keras (stop after ``patience`` epochs without a strictly better value of
+the protocol's ``monitor``: val_loss, or val auROC / auPRC for the Koo protocols); a protocol
+with ``lr_plateau`` also lowers the learning rate on a plateau of that metric (replayed from the
+history, so resumes continue it); ``select="last"`` keeps the last epoch's weights;
 unlike Keras 2 the kept weights are the best by the selection metric whether or not training
 stopped early.
 """
@@ -86,10 +89,13 @@ class ProtocolCallback(keras.callbacks.Callback):
         row["seconds"] = time.perf_counter() - self.t0
         logs.update({k: v for k, v in row.items() if k != "epoch"})
 
-        value = row["val_auroc"] if self.protocol.select == "auroc" else row["val_loss"]
+        select = self.protocol.select
+        value = float(epoch) if select == "last" else row[f"val_{select}"]
         best_changed = self._select(epoch, value)
-        self._early_stopping(epoch, row["val_loss"])
+        self._early_stopping(epoch, row[self.protocol.monitor])
         state = self.state
+        if self.protocol.lr_plateau is not None:
+            row["next_learning_rate"] = self._plateau([*state.history, row])
         state.epoch = epoch
         state.history.append(row)
         state.seconds += row["seconds"]
@@ -109,19 +115,48 @@ class ProtocolCallback(keras.callbacks.Callback):
     def _select(self, epoch: int, value: float) -> bool:
         """Keep the model's weights if ``value`` beats the kept one; True if they were kept."""
         state = self.state
+        higher = self.protocol.select in ("auroc", "auprc", "last")
         better = (state.best_value is None or not math.isfinite(state.best_value)
-                  or (value > state.best_value if self.protocol.select == "auroc"
-                      else value < state.best_value))
+                  or (value > state.best_value if higher else value < state.best_value))
         if not (better and math.isfinite(value) or state.best_epoch < 0):
             return False
         state.best_value, state.best_epoch = float(value), epoch
         self.best_weights = [np.array(w) for w in self.model.get_weights()]
         return True
 
-    def _early_stopping(self, epoch: int, val_loss: float) -> None:
+    def _sign(self) -> float:
+        """+1 when the monitored metric is better lower (val_loss), -1 when higher."""
+        return 1.0 if self.protocol.monitor == "val_loss" else -1.0
+
+    def _plateau(self, history: list[dict[str, float]]) -> float:
+        """Set (and return) the learning rate for the next epoch: Keras' ReduceLROnPlateau
+        (min_delta 1e-4, no cooldown) replayed over the whole ``history`` from the initial rate
+        recorded in its first row, so a resumed run continues the same schedule."""
+        factor, patience, min_lr = self.protocol.lr_plateau
+        optimizer = self.model.optimizer
+        if "initial_learning_rate" not in history[0]:
+            history[0]["initial_learning_rate"] = float(
+                keras.ops.convert_to_numpy(optimizer.learning_rate))
+        lr = float(history[0]["initial_learning_rate"])
+        best, wait, sign = None, 0, self._sign()
+        for row in history:
+            current = sign * float(row[self.protocol.monitor])
+            if best is None or current < best - 1e-4:
+                best, wait = current, 0
+            else:
+                wait += 1
+                if wait >= patience:
+                    lr, wait = max(lr * factor, min_lr), 0
+        optimizer.learning_rate.assign(lr)
+        return lr
+
+    def _early_stopping(self, epoch: int, value: float) -> None:
+        """Stop after ``patience`` epochs without a strict improvement of the monitored metric
+        (``es_best`` holds it signed so that lower is better: -auROC for val_auroc)."""
         state, patience = self.state, self.protocol.patience
         if patience is None:
             return
+        val_loss = self._sign() * value
         if state.es_best is None or val_loss < state.es_best:
             state.es_best, state.es_wait = val_loss, 0
         else:
