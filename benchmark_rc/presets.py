@@ -28,6 +28,22 @@ _TINY_BPNET = {"filters": 4, "n_dilated": 2}
 _TINY_PROFILE = {"kind": "profile", "num_seqs": 150, "seq_len": 206, "out_len": 100,
                  "jitter_margin": 10, "sigma_pos": 50.0}
 
+# Koo & Ploenzke (spec/interpretation.md §1, §2.1-2.2): one dataset entry per architecture x
+# first-layer activation (each generates the same seeded simulation, a few seconds)
+KOO_ACTIVATIONS = ("relu", "exponential", "sigmoid", "tanh", "softplus", "elu", "linear")
+KOO_STRATEGIES = ["standard", "rcaug", "posthoc", "conjoined", "rcps"]
+
+
+def _koo_datasets(kind: str, archs: tuple[str, ...], activations: tuple[str, ...] = KOO_ACTIVATIONS,
+                  simulate: dict[str, Any] | None = None,
+                  hparams: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``<kind>-<arch without koo->-<activation>`` datasets of simulation ``kind``."""
+    return [{"name": f"{kind}-{arch.removeprefix('koo-')}-{act}", "arch": arch,
+             "simulate": {"kind": kind, **(simulate or {})},
+             "hparams": {"activation": act, **(hparams or {})}}
+            for arch in archs for act in activations]
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "description": "every strategy x {sim, bpnet} on tiny generated data, 1 seed, "
@@ -73,6 +89,50 @@ PRESETS: dict[str, dict[str, Any]] = {
         "strategies": "all",
         "seeds": PAPER_SEEDS,
         "train": {},
+        "evaluate": {"split": "test"},
+    },
+    "koo-task1": {
+        "description": "Koo task 1 (12 JASPAR TFs, multi-label) x CNN-2/CNN-50/CNN-deep x 7 "
+                       "first-layer activations x 5 strategies x 5 seeds, Koo protocol "
+                       "(<= 100 epochs, patience 20)",
+        "datasets": _koo_datasets("koo-task1", ("koo-cnn2", "koo-cnn50", "koo-cnn-deep")),
+        "strategies": KOO_STRATEGIES,
+        "seeds": PAPER_SEEDS[:5],
+        "train": {},
+        "evaluate": {"split": "test"},
+    },
+    "koo-task3": {
+        "description": "Koo task 3 (regulatory code, binary) x CNN-local/CNN-dist x 7 "
+                       "first-layer activations x 5 strategies x 5 seeds, Koo protocol",
+        "datasets": _koo_datasets("koo-task3", ("koo-cnn-local", "koo-cnn-dist")),
+        "strategies": KOO_STRATEGIES,
+        "seeds": PAPER_SEEDS[:5],
+        "train": {},
+        "evaluate": {"split": "test"},
+    },
+    "koo-cpu": {
+        "description": "reduced for a CPU (results/koo): CNN-dist (task 3, <= 12 epochs) and "
+                       "CNN-deep (task 1, <= 6 epochs) x relu/exponential x standard/rcps/posthoc "
+                       "x 2 seeds; Koo protocol otherwise (patience 20 is never reached)",
+        "datasets": [dict(d, train={"epochs": 12}) for d in _koo_datasets(
+            "koo-task3", ("koo-cnn-dist",), ("relu", "exponential"))]
+        + [dict(d, train={"epochs": 6}) for d in _koo_datasets(
+            "koo-task1", ("koo-cnn-deep",), ("relu", "exponential"))],
+        "strategies": ["standard", "rcps", "posthoc"],
+        "seeds": PAPER_SEEDS[:2],
+        "train": {},
+        "evaluate": {"split": "test"},
+    },
+    "koo-smoke": {
+        "description": "every Koo architecture x every strategy on tiny Koo simulations, 1 seed, "
+                       "1 short epoch, 4 first-layer filters (tests)",
+        "datasets": (_koo_datasets("koo-task1", ("koo-cnn2", "koo-cnn50", "koo-cnn-deep"),
+                                   ("exponential",), {"num_seqs": 60}, {"filters": 4})
+                     + _koo_datasets("koo-task3", ("koo-cnn-local", "koo-cnn-dist"),
+                                     ("exponential",), {"num_seqs": 60}, {"filters": 4})),
+        "strategies": "all",
+        "seeds": [1],
+        "train": {"epochs": 1, "batch_size": 16, "steps_per_epoch": 1, "patience": 0},
         "evaluate": {"split": "test"},
     },
     "paper-binary": {
