@@ -47,8 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=20, help="integrated-gradients steps")
     parser.add_argument("--maxpool-rule", default="continuous", choices=tuple(MAX_RULES),
                         help="DeepSHAP at max pooling: continuous (default; divides by any "
-                             "non-zero input change) or shap (shap.DeepExplainer's rule: 0 "
-                             "below a change of 1e-7)")
+                             "non-zero input change), shap (shap.DeepExplainer's rule: 0 "
+                             "below a change of 1e-7) or gradient (deeplift's default: "
+                             "multipliers through the max-pool gradient at x; not additive)")
     parser.add_argument("--gradcam-layer", help="GradCAM layer name (default: first conv)")
     parser.add_argument("--gradcam-variant", default="textbook", choices=("textbook", "position"))
     parser.add_argument("--max-seqs", type=int, default=None,
