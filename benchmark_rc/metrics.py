@@ -33,6 +33,8 @@ RC-consistency
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import special, stats
 from scipy.ndimage import gaussian_filter1d
@@ -225,3 +227,48 @@ def rc_jsd_profile(forward_logits: np.ndarray, back_logits: np.ndarray) -> np.nd
 def rc_divergence_profile(forward_logits: np.ndarray, back_logits: np.ndarray) -> float:
     """Mean over examples of :func:`rc_jsd_profile`."""
     return float(np.mean(rc_jsd_profile(forward_logits, back_logits)))
+
+
+def track_metrics(true_counts: np.ndarray, pred_counts: np.ndarray) -> dict[str, Any]:
+    """Binned-track metrics (Enformer-style): per track, the Pearson and Spearman correlation of
+    log(1 + counts) over every (example, bin) of the split; then their means over tracks.
+
+    Args:
+        true_counts: (N, B, T) observed binned counts (non-negative).
+        pred_counts: (N, B, T) predicted rates (softplus outputs).
+
+    Returns:
+        ``{"pearson", "spearman", "pearson_per_track", "spearman_per_track",
+        "n_tracks_excluded"}``: the means over tracks with a defined correlation (a track whose
+        true or predicted values are constant has none; it is excluded and counted), and the
+        per-track lists (NaN where undefined).
+    """
+    t = np.log1p(np.asarray(true_counts, dtype=np.float64))
+    p = np.log1p(np.asarray(pred_counts, dtype=np.float64))
+    if t.ndim != 3 or t.shape != p.shape:
+        raise ValueError(f"true and predicted tracks must both be (N, B, T); got {t.shape} and "
+                         f"{p.shape}")
+    t = t.reshape(-1, t.shape[-1]).T  # (T, N*B)
+    p = p.reshape(-1, p.shape[-1]).T
+    pear = _rowwise_pearson(t, p) if t.shape[1] > 1 else np.full(len(t), np.nan)
+    spear = (_rowwise_pearson(stats.rankdata(t, axis=-1), stats.rankdata(p, axis=-1))
+             if t.shape[1] > 1 else np.full(len(t), np.nan))
+
+    def mean(values: np.ndarray) -> float:
+        ok = np.isfinite(values)
+        return float(values[ok].mean()) if ok.any() else float("nan")
+
+    return {"pearson": mean(pear), "spearman": mean(spear),
+            "pearson_per_track": [float(v) for v in pear],
+            "spearman_per_track": [float(v) for v in spear],
+            "n_tracks_excluded": int((~np.isfinite(pear) | ~np.isfinite(spear)).sum())}
+
+
+def rc_divergence_tracks(forward: np.ndarray, back: np.ndarray) -> float:
+    """Mean |log(1 + f(x)) − log(1 + RC_out(f(RC x)))| over examples, bins and tracks of
+    predicted rates; 0 (to float32 round-off) for an exactly RC-equivariant model."""
+    f = np.log1p(np.asarray(forward, dtype=np.float64))
+    r = np.log1p(np.asarray(back, dtype=np.float64))
+    if f.shape != r.shape:
+        raise ValueError(f"forward {f.shape} and RC {r.shape} tracks differ in shape")
+    return float(np.mean(np.abs(f - r)))

@@ -101,8 +101,8 @@ def logits_model(model: keras.Model) -> keras.Model:
     if "logits" in names:
         inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
         return keras.Model(inputs, model.get_layer("logits").output, name=f"{model.name}_logits")
-    if {"profile", "counts"} <= names:
-        return model
+    if {"profile", "counts"} <= names or {"tracks", "stranded_tracks"} <= names:
+        return model  # profile logits / track rates: the outputs themselves
     raise UserError(
         f"model {model.name!r} has no layer named 'logits' (sim/binary) nor 'profile'/'counts' "
         "outputs (bpnet); it was not built by benchmark_rc"

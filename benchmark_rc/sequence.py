@@ -6,7 +6,9 @@ N and every other letter (IUPAC codes, gaps) encode as an all-zero row. Lower ca
 RC of a "regular" tensor (..., L, C) reverses the length axis and the channel axis. For one-hot DNA
 that is the reverse complement; for a profile (..., L, 2) = (+, -) strands it reverses positions and
 swaps strands. The control track of the profile task is strand-collapsed (its channels are
-smoothing levels) and is reversed along length only: :func:`reverse_control`.
+smoothing levels) and is reversed along length only: :func:`reverse_control`. Stranded track
+pairs (..., B, 2S) store each track's (+, -) strands side by side: under RC the bins reverse and
+the two strands of every pair swap (:func:`reverse_stranded_pairs`).
 """
 
 from __future__ import annotations
@@ -106,3 +108,20 @@ def swap_strands(x: Any) -> Any:
     from keras import ops
 
     return ops.flip(x, axis=-1)
+
+
+def _pair_swap_index(channels: int) -> np.ndarray:
+    """Channel order that swaps the strands of every adjacent (+, -) pair: 1, 0, 3, 2, ..."""
+    if channels % 2:
+        raise ValueError(f"stranded track pairs need an even number of channels, got {channels}")
+    return np.arange(channels) ^ 1
+
+
+def reverse_stranded_pairs(x: Any) -> Any:
+    """RC rule of stranded track pairs (..., B, 2S), channels (+1, -1, +2, -2, ...): reverse the
+    bins and swap the two strands of every pair (a permutation: exact)."""
+    if _is_numpy(x):
+        return np.ascontiguousarray(x[..., ::-1, :][..., _pair_swap_index(x.shape[-1])])
+    from keras import ops
+
+    return ops.take(ops.flip(x, axis=-2), _pair_swap_index(int(x.shape[-1])), axis=-1)

@@ -235,12 +235,20 @@ def _reverse_channels(x: Any) -> Any:
     return tf.reverse(x, axis=[-1])
 
 
+def _reverse_length_swap_pairs(x: Any) -> Any:
+    import tensorflow as tf
+
+    from benchmark_rc.sequence import _pair_swap_index
+
+    return tf.gather(tf.reverse(x, axis=[-2]), _pair_swap_index(int(x.shape[-1])), axis=-1)
+
+
 # The RC rules (layers.conjoin.RC_RULE_FUNCTIONS) in plain TF ops: tf.data maps must stay
 # TensorFlow graphs whatever the Keras backend, while the shared helpers dispatch through
 # keras.ops. Which rule applies to which array is the task's (Task.arrays). "none" is absent:
 # such arrays are left as they are.
 _TF_RC_RULES = {"regular": _reverse_length_and_channels, "length": _reverse_length,
-                "strands": _reverse_channels}
+                "strands": _reverse_channels, "pairs": _reverse_length_swap_pairs}
 
 
 def _flip_rows(rseed: Any, count: Any) -> Any:

@@ -6,7 +6,11 @@ A conjoined model is f(x) = merge(g(x), RC_out(g(RC_in x))). The RC rules (DESIG
   (for a profile (L, 2) = (+, -) that is "reverse positions and swap strands").
 * ``"length"``: the strand-collapsed control track (..., L, 2): reverse along length only.
 * ``"strands"``: per-strand vectors (..., 2), e.g. log counts: reverse the last axis.
+* ``"pairs"``: stranded track pairs (..., B, 2S) with channels (+1, -1, +2, -2, ...): reverse
+  the bins and swap the strands of each pair.
 * ``"none"``: scalar / per-task logits that are invariant.
+
+Unstranded binned tracks (..., B, T) follow ``"length"`` (reverse the bins only).
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ from keras import ops
 
 from benchmark_rc.errors import UserError
 from benchmark_rc.layers.rcps import PACKAGE
-from benchmark_rc.sequence import reverse_complement, reverse_control, swap_strands
+from benchmark_rc.sequence import (
+    reverse_complement,
+    reverse_control,
+    reverse_stranded_pairs,
+    swap_strands,
+)
 
 
 def _identity(x: Any) -> Any:
@@ -32,6 +41,7 @@ RC_RULE_FUNCTIONS: dict[str, Callable[[Any], Any]] = {
     "regular": reverse_complement,
     "length": reverse_control,
     "strands": swap_strands,
+    "pairs": reverse_stranded_pairs,
     "none": _identity,
 }
 RC_RULES = tuple(RC_RULE_FUNCTIONS)

@@ -1,4 +1,4 @@
-"""Tasks: the kinds of prediction problem (classification, stranded profiles), each one object
+"""Tasks: the kinds of prediction problem (classification, stranded profiles, binned tracks), each one object
 that owns its arrays, RC rules, losses, selection, evaluation and attribution target
 (:mod:`benchmark_rc.tasks.base`). Add a task kind by writing one :class:`Task` subclass and
 registering its instance here.
@@ -12,8 +12,9 @@ from benchmark_rc.errors import DatasetError
 from benchmark_rc.tasks.base import RC_RULES, ArraySpec, Task, Validation
 from benchmark_rc.tasks.classification import CLASSIFICATION, ClassificationTask
 from benchmark_rc.tasks.profile import PROFILE, ProfileTask
+from benchmark_rc.tasks.tracks import TRACKS, TracksTask
 
-TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, PROFILE)}
+TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, PROFILE, TRACKS)}
 
 
 def get_task(name: Any, where: str = "task") -> Task:
@@ -36,5 +37,6 @@ def task_of_arrays(names: Any, where: str) -> Task:
     raise DatasetError(f"{where}: needs {needs}, has {sorted(names)}")
 
 
-__all__ = ["CLASSIFICATION", "PROFILE", "RC_RULES", "TASKS", "ArraySpec", "ClassificationTask",
-           "ProfileTask", "Task", "Validation", "get_task", "task_of_arrays"]
+__all__ = ["CLASSIFICATION", "PROFILE", "RC_RULES", "TASKS", "TRACKS", "ArraySpec",
+           "ClassificationTask", "ProfileTask", "Task", "TracksTask", "Validation", "get_task",
+           "task_of_arrays"]

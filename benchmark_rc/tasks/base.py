@@ -12,7 +12,7 @@ A task owns, in one place, what the rest of the package used to infer from a tas
 * :meth:`Task.evaluate` (test metrics plus rc_divergence) and the default attribution target;
 * :meth:`Task.example_inputs`, random valid inputs of a model for tests.
 
-The RC rules themselves ("regular", "length", "strands", "none") are implemented once, in
+The RC rules themselves ("regular", "length", "strands", "pairs", "none") are implemented once, in
 :data:`benchmark_rc.layers.conjoin.RC_RULE_FUNCTIONS` (numpy and Keras tensors) and, for tf.data
 graphs, in :mod:`benchmark_rc.data.pipeline`. Tasks are imported by data_prep, so importing this
 module must not import Keras or TensorFlow; methods import them when called.
@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-RC_RULES = ("regular", "length", "strands", "none")
+RC_RULES = ("regular", "length", "strands", "pairs", "none")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark_rc.errors import UserError
-from benchmark_rc.tasks import CLASSIFICATION, PROFILE, Task
+from benchmark_rc.tasks import CLASSIFICATION, PROFILE, TRACKS, Task
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,9 @@ PROTOCOLS: dict[str, Protocol] = {
     "binary": Protocol("binary", CLASSIFICATION, 100, 160, 50, None, "auroc", 0.2, 0, "within",
                        1000),
     "profile": Protocol("profile", PROFILE, 64, 200, None, 10, "loss", None, 200, "within", 64),
+    # binned tracks (enformer): Poisson loss, kept by validation loss; small batches (long
+    # inputs); no jitter unless the file stores a margin (then --jitter <= margin)
+    "tracks": Protocol("tracks", TRACKS, 8, 100, None, 10, "loss", None, 0, "within", 16),
     # Koo & Ploenzke (spec/interpretation.md §1.7): Adam 1e-3, batch 100, <= 100 epochs, early
     # stopping (patience 20) and LR plateau (x0.2 after 5, min 1e-7) on val auPRC (task 1) or
     # val auROC (task 3). Koo keeps the last epoch's weights; here the best by the monitored
