@@ -1,11 +1,21 @@
 """RC layers: parameter sharing (rcps), irreducible representations (irrep), conjoining blocks
-(conjoin), activations, losses, and the emulation of the original Keras 2 / keras-genomics stack
+(conjoin), attention (Enformer, and RC-equivariant), activations, losses, and the emulation of the original Keras 2 / keras-genomics stack
 (compat).
 
 Importing this package registers every layer under the Keras package name ``benchmark_rc``.
 """
 
 from benchmark_rc.layers.activations import Exponential
+from benchmark_rc.layers.attention import (
+    AttentionPooling1D,
+    RelativeMultiHeadAttention,
+    RevCompAttentionPooling1D,
+    RevCompLayerNorm,
+    RevCompMultiHeadAttention,
+    StrandPairDense,
+    StrandSymmetricDense,
+    relative_position_features,
+)
 from benchmark_rc.layers.compat import (
     Keras2BatchNormalization,
     KerasGenomicsRevCompConv1D,
@@ -34,6 +44,7 @@ from benchmark_rc.layers.rcps import (
 )
 
 __all__ = [
+    "AttentionPooling1D",
     "Exponential",
     "IrrepActivation",
     "IrrepBatchNorm",
@@ -49,11 +60,18 @@ __all__ = [
     "RCGeometryError",
     "RCTransform",
     "RegToIrrepConv1D",
+    "RelativeMultiHeadAttention",
+    "RevCompAttentionPooling1D",
     "RevCompAvgPool",
     "RevCompConv1D",
     "RevCompConv1DBatchNorm",
+    "RevCompLayerNorm",
+    "RevCompMultiHeadAttention",
     "RevCompSumPool",
     "StrandMerge",
+    "StrandPairDense",
+    "StrandSymmetricDense",
     "WeightedSum1D",
     "check_rc_geometry",
+    "relative_position_features",
 ]
