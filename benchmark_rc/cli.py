@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                       "a sweep's simulated results next to the paper's (mean, SD, orderings)"),
     "attribute": ("benchmark_rc.commands.attribute", "attribution scores (DeepSHAP, ISM, gradients)"),
     "motifs": ("benchmark_rc.commands.motifs", "TF-MoDISco patterns matched with TomTom"),
+    "filters": ("benchmark_rc.commands.filters",
+                "first-layer filters as motifs: TomTom matches, localisation, logos"),
     "doctor": ("benchmark_rc.commands.doctor", "versions, devices and a layer serialisation self-check"),
 }
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The training sweep of results/koo, as run (resumable: rerun to continue). One CPU thread:
+# the machine had 2 cores, another long sweep used one, and the load average stayed near 8.
+# Order: the comparisons that matter most first, so an unfinished sweep still answers them:
+# seed 1535 standard (relu vs exponential, CNN-dist then CNN-deep), then posthoc (the rcaug
+# run conjoined), then rcps, then seed 1780 of everything.
+set -euo pipefail
+OUT=${OUT:-/tmp/koo/sweep}
+export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=1
+export TF_CPP_MIN_LOG_LEVEL=2
+for strategy in standard posthoc rcps; do
+  .venv/bin/benchmark-rc sweep --preset koo-cpu --seeds 1535 --strategies "$strategy" \
+    --out "$OUT" --no-progress --no-report
+done
+.venv/bin/benchmark-rc sweep --preset koo-cpu --out "$OUT" --no-progress
