@@ -11,9 +11,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /opt/benchmark_rc
 
 # Dependencies first, so code edits do not invalidate this layer. tensorflow is already in the image
-# and satisfies requirements.txt.
-COPY requirements.txt ./
-RUN python -m pip install --no-cache-dir -r requirements.txt
+# and satisfies requirements.txt. requirements-ray.txt: Ray, for `--backend ray` on a cluster
+# (docs/scale.md), e.g. docker run --gpus all --network host -v /shared/runs:/home/rc/runs
+#   benchmark-rc sweep --preset paper-sim --out runs/paper-sim --backend ray --address HEAD:6379
+COPY requirements.txt requirements-ray.txt ./
+RUN python -m pip install --no-cache-dir -r requirements.txt -r requirements-ray.txt
 
 COPY pyproject.toml README.md benchmark_rc_launcher.py ./
 COPY benchmark_rc ./benchmark_rc

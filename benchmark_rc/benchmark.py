@@ -27,6 +27,12 @@ pandas alike.
 
 Sharding: the grid is a list of *training jobs* (one per dataset × seed × trained strategy;
 the rcaug job carries its post-hoc rows); ``--shard I/N`` runs jobs I, I+N, I+2N, ...
+
+Backends: :func:`run_sweep` plans the jobs (:func:`pending_jobs`) and writes every row; a
+backend only decides where :func:`run_job` runs. The default runs the jobs one after the other
+in this process (:func:`run_jobs_in_process`); ``backend="ray"``
+(:mod:`benchmark_rc.distributed`) runs each job as a Ray task and hands its rows back to this
+process, the only one that writes results.csv.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -379,8 +385,7 @@ def run_job(job: Job, out_dir: Path, config: Mapping[str, Any], todo: Sequence[s
         summary = train_run(train_cfg, train_dir, progress=progress,
                             desc=job.run_id(job.train_strategy))
     except Exception as err:  # record and go on
-        error = _error_text(err)
-        return [dict(_base_row(job, s), status="failed", error=error) for s in todo]
+        return failed_rows(job, todo, err)
     eval_cfg = dict(config.get("evaluate", {}))
     for strategy in todo:
         row = _base_row(job, strategy)
@@ -414,17 +419,61 @@ def run_job(job: Job, out_dir: Path, config: Mapping[str, Any], todo: Sequence[s
     return rows
 
 
+def failed_rows(job: Job, todo: Sequence[str], err: BaseException) -> list[dict[str, Any]]:
+    """A ``failed`` row for each strategy of ``todo`` (the job's training failed)."""
+    error = _error_text(err)
+    return [dict(_base_row(job, s), status="failed", error=error) for s in todo]
+
+
 def _error_text(err: BaseException) -> str:
     last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
     where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
     return f"{type(err).__name__}: {err}{where}".replace("\n", " ")[:1000]
 
 
+def pending_jobs(jobs: Sequence[Job], done: set[str]) -> list[tuple[Job, list[str]]]:
+    """The jobs with rows still to make, each with those rows (strategies whose run_id has no
+    ``ok`` row in ``done``), in plan order."""
+    pending = []
+    for job in jobs:
+        todo = [s for s in job.rows if job.run_id(s) not in done]
+        if todo:
+            pending.append((job, todo))
+    return pending
+
+
+def run_jobs_in_process(pending: Sequence[tuple[Job, list[str]]], out_dir: Path,
+                        config: Mapping[str, Any], *, distribute: str | None = None,
+                        progress: bool = False) -> Iterator[tuple[Job, list[dict[str, Any]]]]:
+    """The default backend: each job in this process, one after the other, in plan order;
+    yields (job, its rows) as each ends."""
+    for job, todo in pending:
+        yield job, run_job(job, out_dir, config, todo, distribute=distribute, progress=progress)
+
+
 def run_sweep(config: Mapping[str, Any], out_dir: str | os.PathLike, *,
               shard: tuple[int, int] = (0, 1), distribute: str | None = None,
-              progress: bool = True, data_paths: Mapping[str, str] | None = None
+              progress: bool = True, data_paths: Mapping[str, str] | None = None,
+              backend: str = "local", backend_options: Mapping[str, Any] | None = None
               ) -> dict[str, Any]:
-    """Run (this shard of) a sweep into ``out_dir``; returns counts and the results path."""
+    """Run (this shard of) a sweep into ``out_dir``; returns counts and the results path.
+
+    ``backend``: "local" (default; every job in this process) or "ray" (each job a Ray task,
+    :func:`benchmark_rc.distributed.run_jobs_on_ray`, which takes ``backend_options`` such as
+    ``address``, ``cpus_per_run``, ``gpus_per_run``). Either way this process alone appends
+    the rows to results.csv, as each job's rows arrive.
+    """
+    if backend == "local":
+        if backend_options:
+            raise UserError(f"backend options {sorted(backend_options)} need --backend ray")
+        execute = run_jobs_in_process
+    elif backend == "ray":
+        from benchmark_rc.distributed import run_jobs_on_ray
+
+        def execute(pending, out_dir, config, **kwargs):
+            return run_jobs_on_ray(pending, out_dir, config, **kwargs, **(backend_options or {}))
+    else:
+        raise UserError(f"unknown backend {backend!r}; choose local or ray")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = resolve_config(config, data_paths)
@@ -436,24 +485,19 @@ def run_sweep(config: Mapping[str, Any], out_dir: str | os.PathLike, *,
     index, count = shard
     mine = jobs[index::count]
     done = {r["run_id"] for r in read_results(results) if r.get("status") == "ok"}
+    pending = pending_jobs(mine, done)
     total_rows = sum(len(j.rows) for j in mine)
-    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    counts = {"ok": 0, "failed": 0, "skipped": total_rows - sum(len(t) for _, t in pending)}
     started = time.perf_counter()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total_rows, desc="runs", unit="run")
+        bar = tqdm(total=total_rows, desc="runs", unit="run", initial=counts["skipped"])
     try:
-        for job in mine:
-            todo = [s for s in job.rows if job.run_id(s) not in done]
-            counts["skipped"] += len(job.rows) - len(todo)
-            if bar is not None:
-                bar.update(len(job.rows) - len(todo))
-            if not todo:
-                continue
-            for row in run_job(job, out_dir, config, todo, distribute=distribute,
-                               progress=progress):
+        for _job, rows in execute(pending, out_dir, config, distribute=distribute,
+                                  progress=progress):
+            for row in rows:
                 append_row(results, row)
                 counts[row["status"]] = counts.get(row["status"], 0) + 1
                 if bar is not None:

@@ -107,10 +107,25 @@ def attribute_and_score(model: Any, inputs: dict[str, np.ndarray], motifs: Any,
     Returns (results, rows): results[name] = (actual (N, L, 4), hypothetical (N, L, 4) or None).
     A method with hypothetical scores is run once, hypothetically, and its actual scores are
     hypothetical x one-hot (:meth:`AttributionMethod.attribute`).
-    """
-    from benchmark_rc.attribution import rc_consistency
-    from benchmark_rc.attribution.scoring import score_attributions
 
+    The two steps, :func:`attribute_chunk` then :func:`score_rows`, may run apart: every
+    sequence's attributions depend on that sequence alone (its references are seeded by its
+    content), so chunks attributed elsewhere (``attribute --backend ray``) and concatenated
+    score as the whole would.
+    """
+    attributions = attribute_chunk(model, inputs, methods, output, task=task,
+                                   n_shuffles=n_shuffles, seed=seed, rc=rc,
+                                   batch_size=batch_size, progress=progress, **options)
+    return score_rows(attributions, inputs["sequence"], motifs, methods)
+
+
+def attribute_chunk(model: Any, inputs: dict[str, np.ndarray],
+                    methods: Sequence[str | AttributionMethod], output: Any, *, task: Task,
+                    n_shuffles: int = 20, seed: int = 0, rc: bool = True,
+                    batch_size: int | None = None, progress: bool = False,
+                    **options: Any) -> dict[str, tuple]:
+    """The attributions of :func:`attribute_and_score`, unscored: name -> (actual, hypothetical
+    or None, attributions of the RC inputs (with RC references) or None when not ``rc``)."""
     chosen = [get_method(m) for m in methods]
     unknown = sorted(set(options) - method_options())
     if unknown:
@@ -120,19 +135,35 @@ def attribute_and_score(model: Any, inputs: dict[str, np.ndarray], motifs: Any,
     refs = None
     if any(m.needs_references for m in chosen):
         refs = dinuc_references(seq, n_shuffles, seed)
-    results, rows = {}, []
+    results = {}
     for method in chosen:
         kwargs = {"output": output, "batch_size": batch_size, "progress": progress,
                   **method.accepted(options)}
         method_refs = refs if method.needs_references else None
         attr, hyp = method.attribute(model, feed, seq, references=method_refs, **kwargs)
-        results[method.name] = (attr, hyp)
-        row_base = {"method": method.name}
+        attr_rc = None
         if rc:
             rc_in = task.rc_inputs(inputs)
             attr_rc = method(model, rc_in if len(inputs) > 1 else rc_in["sequence"],
                              references=None if method_refs is None else
                              reverse_complement(method_refs), **kwargs)
+        results[method.name] = (attr, hyp, attr_rc)
+    return results
+
+
+def score_rows(attributions: dict[str, tuple], seq: np.ndarray, motifs: Any,
+               methods: Sequence[str | AttributionMethod]) -> tuple[dict, list]:
+    """(results, rows) of :func:`attribute_and_score` from :func:`attribute_chunk`'s output
+    (of all the sequences ``seq``)."""
+    from benchmark_rc.attribution import rc_consistency
+    from benchmark_rc.attribution.scoring import score_attributions
+
+    results, rows = {}, []
+    for method in (get_method(m) for m in methods):
+        attr, hyp, attr_rc = attributions[method.name]
+        results[method.name] = (attr, hyp)
+        row_base = {"method": method.name}
+        if attr_rc is not None:
             row_base["rc_consistency"] = rc_consistency(attr, attr_rc)
         if motifs is not None and len(motifs):
             for convention in ("prakash", "koo"):
@@ -156,9 +187,14 @@ def parse_output(text: str | None, attrs: dict) -> Any:
 
 def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                 methods: Sequence[str], data: str | None, split: str, max_seqs: int,
-                output: str | None, progress: bool = True, **kwargs: Any) -> Path:
+                output: str | None, progress: bool = True, attribute: Any = None,
+                **kwargs: Any) -> Path:
     """Method x strategy table of a trained sweep: ``out_dir/attribution_scores.csv`` (one row
-    per run, method and convention) and ``out_dir/attribution_table.md`` (mean over seeds)."""
+    per run, method and convention) and ``out_dir/attribution_table.md`` (mean over seeds).
+
+    ``attribute(model_file, inputs, motifs, methods, output, task=, progress=, **kwargs)``
+    replaces :func:`attribute_and_score` of the loaded model (e.g.
+    :func:`benchmark_rc.distributed.attribute_on_ray`)."""
     import pandas as pd
 
     from benchmark_rc.fileio import atomic_write_text
@@ -186,11 +222,15 @@ def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
         out = parse_output(output, read_attrs(path))
         inputs, motifs, attrs = load_inputs(path, split, max_seqs, motifs_only=True, output=out)
-        model = load_model(model_file, compile=False)
-        _, score_rows = attribute_and_score(model, inputs, motifs, methods, out,
-                                            task=get_task(attrs["task"]), progress=progress,
-                                            **kwargs)
-        for r in score_rows:
+        if attribute is None:
+            model = load_model(model_file, compile=False)
+            _, run_rows = attribute_and_score(model, inputs, motifs, methods, out,
+                                              task=get_task(attrs["task"]), progress=progress,
+                                              **kwargs)
+        else:
+            _, run_rows = attribute(model_file, inputs, motifs, methods, out,
+                                    task=get_task(attrs["task"]), progress=progress, **kwargs)
+        for r in run_rows:
             rows.append({"run_id": run["run_id"], "dataset": run.get("dataset"),
                          "strategy": run.get("strategy"), "seed": run.get("seed"), **r})
     table = pd.DataFrame(rows)

@@ -63,10 +63,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "Prakash conventions) and report RC-consistency")
     parser.add_argument("--no-rc", action="store_true", help="skip the RC-consistency pass")
     parser.add_argument("--out", help="output directory (default with --sweep: DIR/attribution)")
+    from benchmark_rc.commands.sweep import add_backend_arguments
+
+    backend = add_backend_arguments(parser, "chunk of sequences")
+    backend.add_argument("--chunk-size", type=int, default=None,
+                        help="sequences per Ray task (with --backend ray; default: the "
+                             "sequences split evenly over the cluster's CPUs, or GPUs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
+    from benchmark_rc.commands.sweep import backend_options
+    from benchmark_rc.errors import UserError
+
+    ray_options = backend_options(args)
+    if args.chunk_size is not None and not ray_options:
+        raise UserError("--chunk-size needs --backend ray")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise UserError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    if not ray_options:
+        return _run(args, None)
+    from benchmark_rc.distributed import ray_session
+
+    with ray_session(ray_options.pop("address")):  # one session for every run of a --sweep
+        return _run(args, ray_options)
+
+
+def _run(args: argparse.Namespace, ray_options: dict | None) -> int:
+    """The command; ``ray_options``: those of --backend ray (None: in this process)."""
     from pathlib import Path
 
     from benchmark_rc.attribution import runner
@@ -82,6 +106,15 @@ def run(args: argparse.Namespace) -> int:
                "layer": args.gradcam_layer, "variant": args.gradcam_variant,
                "batch_size": args.batch_size, "logits": not args.probability,
                "rc": not args.no_rc, "maxpool_rule": args.maxpool_rule}
+    attribute = None
+    if ray_options is not None:
+        import functools
+
+        from benchmark_rc.distributed import attribute_on_ray
+
+        work = Path(args.out) if args.out else Path(args.sweep or ".") / "attribution"
+        attribute = functools.partial(attribute_on_ray, work_dir=work,
+                                      chunk_size=args.chunk_size, **ray_options)
     if args.sweep:
         if not args.score:
             raise UserError("--sweep needs --score (it writes the method x strategy table)")
@@ -89,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         path = runner.score_sweep(args.sweep, out, methods=args.methods, data=args.data,
                                   split=args.split, max_seqs=args.max_seqs or 200,
                                   output=args.output, progress=not args.no_progress,
-                                  **options)
+                                  attribute=attribute, **options)
         print(f"wrote {path} and {path.parent / 'attribution_table.md'}")
         print((path.parent / "attribution_table.md").read_text())
         return 0
@@ -100,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark_rc.attribution import write_attribution_h5, write_modisco_npz
 
     out = Path(args.out)
-    model = load_model(args.model, compile=False)
+    model = load_model(args.model, compile=False) if attribute is None else None
     from benchmark_rc.data.hdf5 import read_attrs
 
     output = runner.parse_output(args.output, read_attrs(args.data))
@@ -111,9 +144,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.data}: split {args.split!r} has no motif table to score against")
     if not args.score:
         options["rc"] = False
-    results, rows = runner.attribute_and_score(model, inputs, truth, args.methods, output,
-                                               task=get_task(attrs["task"]),
-                                               progress=not args.no_progress, **options)
+    if attribute is None:
+        results, rows = runner.attribute_and_score(model, inputs, truth, args.methods, output,
+                                                   task=get_task(attrs["task"]),
+                                                   progress=not args.no_progress, **options)
+    else:
+        results, rows = attribute(args.model, inputs, truth, args.methods,
+                                  output, task=get_task(attrs["task"]),
+                                  progress=not args.no_progress, **options)
     seq = inputs["sequence"]
     for method, (attr, hyp) in results.items():
         if hyp is not None:

@@ -5,6 +5,45 @@ from __future__ import annotations
 import argparse
 
 
+def add_backend_arguments(parser: argparse.ArgumentParser, unit: str
+                          ) -> argparse._ArgumentGroup:
+    """--backend, --address, --cpus-per-run, --gpus-per-run (shared with `attribute`); returns
+    their argument group."""
+    group = parser.add_argument_group("backend (docs/scale.md)")
+    group.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help=f"local (default): all in this process; ray: each {unit} a Ray "
+                            "task on a local Ray or a cluster (pip install "
+                            "'benchmark_rc[ray]')")
+    group.add_argument("--address", help="Ray cluster address (with --backend ray; default: "
+                                         "RAY_ADDRESS, else a cluster started on this machine "
+                                         "with `ray start`, else a new local Ray)")
+    group.add_argument("--cpus-per-run", type=float, default=1,
+                       help=f"CPUs Ray reserves for each {unit}, also TensorFlow's threads "
+                            "there (default 1)")
+    group.add_argument("--gpus-per-run", type=float, default=None,
+                       help=f"GPUs Ray reserves for each {unit} (default: 1 where the cluster "
+                            "has GPUs, else 0)")
+    return group
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    """The Ray options of the command line; an error when given without --backend ray."""
+    from benchmark_rc.errors import UserError
+
+    options = {"address": args.address, "cpus_per_run": args.cpus_per_run,
+               "gpus_per_run": args.gpus_per_run}
+    if args.backend != "ray":
+        given = [f"--{k.replace('_', '-')}" for k, v in options.items()
+                 if v is not None and not (k == "cpus_per_run" and v == 1)]
+        if given:
+            raise UserError(f"{', '.join(given)}: only with --backend ray")
+        return {}
+    from benchmark_rc.distributed import require_ray
+
+    require_ray()
+    return options
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="smoke, quick, paper-sim, profile-sim, paper-binary, "
@@ -23,6 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", help="I/N: run only every N-th training job from the I-th")
     parser.add_argument("--distribute", choices=("mirrored",),
                         help="train each run on all local GPUs (tf.distribute.MirroredStrategy)")
+    add_backend_arguments(parser, "run")
     parser.add_argument("--no-report", action="store_true", help="do not write the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -57,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         config = override_compat(config, args.compat)
     shard = parse_shard(args.shard)
     result = run_sweep(config, args.out, shard=shard, distribute=args.distribute,
-                       progress=not args.no_progress, data_paths=data_paths)
+                       progress=not args.no_progress, data_paths=data_paths,
+                       backend=args.backend, backend_options=backend_options(args))
     print(f"\n{result['ok']} ok, {result['failed']} failed, {result['skipped']} already done "
           f"in {result['seconds']:.1f} s")
     print(summary_table(result["results"]))
