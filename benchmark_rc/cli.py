@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "motifs": ("benchmark_rc.commands.motifs", "TF-MoDISco patterns matched with TomTom"),
     "filters": ("benchmark_rc.commands.filters",
                 "first-layer filters as motifs: TomTom matches, localisation, logos"),
+    "interpret": ("benchmark_rc.commands.interpret",
+                  "Koo attribution AUROC/AUPR and filter statistics of every run of a sweep"),
     "doctor": ("benchmark_rc.commands.doctor", "versions, devices and a layer serialisation self-check"),
 }
 
