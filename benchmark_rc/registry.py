@@ -26,9 +26,13 @@ def list_architectures() -> list[str]:
     return list(ARCHITECTURES)
 
 
-def list_strategies() -> list[str]:
-    """Registered strategy names (DESIGN.md order)."""
-    return list(STRATEGIES)
+def list_strategies(arch: str | None = None) -> list[str]:
+    """Registered strategy names (DESIGN.md order); with ``arch``, those it supports (an
+    architecture may refuse some, e.g. enformer the irrep strategies)."""
+    if arch is None:
+        return list(STRATEGIES)
+    refused = get_architecture(arch).unsupported
+    return [name for name in STRATEGIES if name not in refused]
 
 
 def load_model(path: str | os.PathLike, compile: bool = True) -> keras.Model:
@@ -85,6 +89,7 @@ def build_model(arch: str, strategy: str, **hparams: Any) -> keras.Model:
     """
     spec = get_architecture(arch)
     strat = get_strategy(strategy)
+    spec.check_strategy(strategy)
     hp = spec.hparams(hparams, strat.hparam_defaults)
     if hp["seed"] is not None:
         keras.utils.set_random_seed(int(hp["seed"]))

@@ -42,10 +42,17 @@ def _same(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _flip_positions_swap_pairs(a: np.ndarray) -> np.ndarray:
+    out = np.empty_like(a)  # (+1, -1, +2, -2, ...): each pair's strands swapped
+    out[..., 0::2], out[..., 1::2] = a[:, ::-1, 1::2], a[:, ::-1, 0::2]
+    return out
+
+
 # The RC of each named tensor, by hand. Inputs: DNA reversed and complemented (A<->T, C<->G is
 # the channel flip in ACGT order); the strand-collapsed control reversed along length only; its
 # log count unchanged. Outputs: per-sequence logits / probabilities unchanged (invariant);
-# profiles reversed with (+, -) strands swapped; per-strand log counts swapped.
+# profiles reversed with (+, -) strands swapped; per-strand log counts swapped; unstranded
+# binned tracks reversed along their bins; stranded track pairs reversed, each pair swapped.
 ORACLE = {
     "sequence": _flip_positions_and_channels,
     "control": _flip_positions,
@@ -54,15 +61,24 @@ ORACLE = {
     "logits": _same,
     "profile": _flip_positions_and_channels,
     "counts": _swap_last,
+    "tracks": _flip_positions,
+    "stranded_tracks": _flip_positions_swap_pairs,
 }
 CONTROL_MARGIN = 100
-CASES = [(a, s) for a in list_architectures() for s in list_strategies()]
+CASES = [(a, s) for a in list_architectures() for s in list_strategies(a)]
+REFUSED = [(a, s) for a in list_architectures() for s in list_strategies()
+           if s not in list_strategies(a)]
 EQUIVARIANT = [c for c in CASES if get_strategy(c[1]).equivariant]
 NON_EQUIVARIANT = [c for c in CASES if not get_strategy(c[1]).equivariant]
 
 
+SMALL = {"enformer": {"filters": 8, "heads": 2}}  # filters a multiple of heads, even at 1/4
+
+
 def small(arch: str) -> dict:
     """Few filters keep the tests fast; the geometry (lengths) stays the architecture's."""
+    if arch in SMALL:
+        return dict(SMALL[arch])
     return {"filters": 4} if "filters" in get_architecture(arch).defaults else {}
 
 
@@ -161,6 +177,14 @@ def test_non_equivariant_strategies_fail_the_oracle(arch, strategy):
     for model in (build_model(arch, strategy, seed=1, **small(arch)), trained(arch, strategy)):
         errors = equivariance_errors(model, random_inputs(model, 3, seed=7), CONTROL_MARGIN)
         assert set(errors) == set(model.output_names)  # every output, by a wide margin
+
+
+@pytest.mark.parametrize(("arch", "strategy"), REFUSED)
+def test_refused_strategies_raise_a_clear_error(arch, strategy):
+    from benchmark_rc.errors import UserError
+
+    with pytest.raises(UserError, match=f"does not support strategy '{strategy}'"):
+        build_model(arch, strategy, **small(arch))
 
 
 # --------------------------------------------------------------------- the profile rules pinned

@@ -155,13 +155,14 @@ PARAM_COUNTS = {
 
 
 def test_parameter_count_table():
-    table = {a: {s: build_model(a, s).count_params() for s in list_strategies()}
+    table = {a: {s: build_model(a, s).count_params() for s in list_strategies(a)}
              for a in list_architectures()}
     print("\n" + "\n".join(f"{a:7s} {s:14s} {n:8d}" for a in table for s, n in table[a].items()))
     for arch, expected in PARAM_COUNTS.items():
         for strategy, count in expected.items():
             assert table[arch][strategy] == count, (arch, strategy)
     assert table["bpnet"] == PARAM_COUNTS_BPNET
+    assert table["enformer"] == PARAM_COUNTS_ENFORMER
 
 
 # bpnet standard: conv1 5440 + 6 x 12352 dilated + prebias 9602 + 1x1 10 + counts 132 = 89296;
@@ -173,6 +174,24 @@ PARAM_COUNTS_BPNET = {
     "conjoined": 89296, "conjoined-max": 89296, "rcps": 163019, "rcps-avg": 163019,
     "rcps-weighted": 163019, "rcps-half": 44651, "hybrid-early": 138443,
     "hybrid-later": 113867, "hybrid-all": 89291, "irrep": 162570, "irrep-kmer": 235018,
+}
+
+
+# enformer (F = 64, tower channels 32, 36, 42, 48, 56, 64; conv = k*C_in*F + F, BN 4 per
+# channel (pair), attention pooling C x C). standard: stem conv 1952 + BN 128 + pointwise 1056 +
+# pool 1024 = 4160; tower 7488 + 8696 + 11484 + 15144 + 20240 + 26720 = 89772; 2 transformer
+# blocks x (LN 128 + MHA: q, k 2 x 4096, v 4096, positions 24 x 64 = 1536, biases 128, output
+# 4160 + LN 128 + FF 8320 + 8256) = 69888; head BN 256 + conv 8320 + heads 258 + 258 = 9092;
+# total 172912. rcps (RC convs k*2C_in*F + F, pools 2F x F, 2 x 4 heads with free q, k, v of
+# 128 x 64, output 128 x 64 + 64): stem 6208, tower 176892, transformer 2 x 67712, head 16768 +
+# StrandSymmetricDense 258 + StrandPairDense 257: 335807. Hybrids swap the RC blocks for the
+# standard ones: early (stem) 335807 - 6208 + 4160, later (+ tower) - 176892 + 89772, all
+# (+ transformer) - 135424 + 69888. The irrep strategies are refused.
+PARAM_COUNTS_ENFORMER = {
+    "standard": 172912, "rcaug": 172912, "posthoc": 172912, "posthoc-prob": 172912,
+    "conjoined": 172912, "conjoined-max": 172912, "rcps": 335807, "rcps-avg": 335807,
+    "rcps-weighted": 335807, "rcps-half": 96915, "hybrid-early": 333759,
+    "hybrid-later": 246639, "hybrid-all": 181103,
 }
 
 

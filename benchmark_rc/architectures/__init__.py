@@ -1,17 +1,18 @@
 """Architectures, each written once against a layer kit: sim, binary, bpnet and Koo &
-Ploenzke's koo-cnn2, koo-cnn50, koo-cnn-deep, koo-cnn-local, koo-cnn-dist."""
+Ploenzke's koo-cnn2, koo-cnn50, koo-cnn-deep, koo-cnn-local, koo-cnn-dist, and enformer."""
 
 from __future__ import annotations
 
 from benchmark_rc.architectures.base import Architecture, build_network, conjoin_network
 from benchmark_rc.architectures.bpnet import BPNET
 from benchmark_rc.architectures.conv_classifier import BINARY, SIM
+from benchmark_rc.architectures.enformer import ENFORMER
 from benchmark_rc.architectures.kit import STANDARD_KIT, LayerKit, rc_kit
 from benchmark_rc.architectures.koo import KOO_ARCHITECTURES
 from benchmark_rc.errors import UserError
 
 ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a for a in (SIM, BINARY, BPNET, *KOO_ARCHITECTURES)
+    a.name: a for a in (SIM, BINARY, BPNET, *KOO_ARCHITECTURES, ENFORMER)
 }
 
 

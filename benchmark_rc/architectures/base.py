@@ -48,6 +48,8 @@ class Architecture:
         head: (kit, h, inputs, hp) -> logits: a tensor for a single-output task (a layer named
             as the task's one output), else a dict by the task's output names.
         hybrid_blocks: hybrid variant ("early", "later", "all") -> indices of conjoined blocks.
+        unsupported: strategy name -> why this architecture refuses it (``build_model`` raises
+            UserError with the reason; ``list_strategies(arch)`` leaves it out).
     """
 
     name: str
@@ -58,6 +60,13 @@ class Architecture:
     make_blocks: Callable[[dict], list[Block]]
     head: Callable[[LayerKit, Any, dict, dict], Any]
     hybrid_blocks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    unsupported: Mapping[str, str] = field(default_factory=dict)
+
+    def check_strategy(self, strategy: str) -> None:
+        """Raise UserError when this architecture refuses ``strategy`` (:attr:`unsupported`)."""
+        if strategy in self.unsupported:
+            raise UserError(f"architecture {self.name!r} does not support strategy "
+                            f"{strategy!r}: {self.unsupported[strategy]}")
 
     def hparams(self, overrides: Mapping[str, Any],
                 extra_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:

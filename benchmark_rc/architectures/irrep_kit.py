@@ -150,6 +150,23 @@ class IrrepKit(LayerKit):
         h = keras.layers.Flatten(name="flatten")(h)
         return keras.layers.Dense(units, name=name)(h)
 
+    def _no_attention(self, what: str) -> Any:
+        raise UserError(f"the irrep strategies have no {what} on irrep maps (attention on "
+                        "irreducible representations is not implemented; docs/models.md); use "
+                        "rcps for an exactly equivariant attention model")
+
+    def attention_pool(self, h: Any, pool_size: int = 2, name: str | None = None) -> Any:
+        return self._no_attention("attention pooling")
+
+    def layer_norm(self, name: str | None = None) -> Any:
+        return self._no_attention("layer norm")
+
+    def attention(self, *args: Any, **kwargs: Any) -> Any:
+        return self._no_attention("multi-head attention")
+
+    def track_heads(self, h: Any, num_tracks: int, num_stranded: int) -> dict[str, Any]:
+        return self._no_attention("track heads")
+
     def _profile_prebias(self, h: Any, kernel_size: int) -> Any:
         return IrrepToRegConv1D(1, self._a(h), kernel_size, name="profile_prebias")(h)
 

@@ -35,14 +35,21 @@ import keras
 
 from benchmark_rc.errors import UserError
 from benchmark_rc.layers import (
+    AttentionPooling1D,
     Keras2BatchNormalization,
     KerasGenomicsRevCompConv1D,
     KerasGenomicsRevCompConv1DBatchNorm,
     RCTransform,
+    RelativeMultiHeadAttention,
+    RevCompAttentionPooling1D,
     RevCompAvgPool,
     RevCompConv1D,
     RevCompConv1DBatchNorm,
+    RevCompLayerNorm,
+    RevCompMultiHeadAttention,
     RevCompSumPool,
+    StrandPairDense,
+    StrandSymmetricDense,
     WeightedSum1D,
     check_rc_geometry,
 )
@@ -185,6 +192,42 @@ class LayerKit:
         joined = keras.layers.Reshape((1, width), name="counts_as_map")(joined)
         out = self._rc_conv(1, 1, name="counts_conv")(joined)
         return keras.layers.Reshape((2,), name="counts")(out)
+
+    # ---------------------------------------------------------------- attention (enformer)
+
+    def attention_pool(self, h: Any, pool_size: int = 2, name: str | None = None) -> Any:
+        """Enformer's softmax attention pooling (windows = stride = ``pool_size``); the RC kit's
+        logits are RC-shared (the length must be a multiple of ``pool_size``)."""
+        cls = RevCompAttentionPooling1D if self.rc else AttentionPooling1D
+        return cls(pool_size, name=name)(h)
+
+    def layer_norm(self, name: str | None = None) -> Any:
+        """Layer norm over channels (RC kit: scale and offset tied across channel pairs)."""
+        if self.rc:
+            return RevCompLayerNorm(epsilon=1e-5, name=name)
+        return keras.layers.LayerNormalization(epsilon=1e-5, name=name)
+
+    def attention(self, filters: int, heads: int, key_size: int, *, position_features: int,
+                  symmetric_positions: bool = False, attention_dropout: float = 0.0,
+                  name: str | None = None) -> Any:
+        """Multi-head self-attention with relative positions, ``filters`` output filters and
+        value size filters // heads. RC kit: 2 x heads heads (RC partners h <-> 2H-1-h), 2F
+        output channels, exactly equivariant (layers/attention.py)."""
+        cls = RevCompMultiHeadAttention if self.rc else RelativeMultiHeadAttention
+        return cls(heads, key_size, max(1, int(filters) // int(heads)), filters,
+                   position_features=position_features, symmetric_positions=symmetric_positions,
+                   attention_dropout=attention_dropout, output_initializer="zeros", name=name)
+
+    def track_heads(self, h: Any, num_tracks: int, num_stranded: int) -> dict[str, Any]:
+        """Per-bin softplus rates: "tracks" (B, bins, T) unstranded and "stranded_tracks"
+        (B, bins, 2S) as (+, -) pairs; the RC kit's follow the RC rules "length" / "pairs"."""
+        if self.rc:
+            return {"tracks": StrandSymmetricDense(num_tracks, "softplus", name="tracks")(h),
+                    "stranded_tracks": StrandPairDense(num_stranded, "softplus",
+                                                       name="stranded_tracks")(h)}
+        return {"tracks": keras.layers.Dense(num_tracks, "softplus", name="tracks")(h),
+                "stranded_tracks": keras.layers.Dense(2 * num_stranded, "softplus",
+                                                      name="stranded_tracks")(h)}
 
 
 STANDARD_KIT = LayerKit(rc=False)

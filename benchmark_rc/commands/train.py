@@ -13,8 +13,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "made with `benchmark-rc conjoin` from an rcaug run)")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     parser.add_argument("--out", required=True, help="run directory to create or resume")
-    parser.add_argument("--protocol", choices=("sim", "binary", "profile", "koo-task1",
-                                               "koo-task3"),
+    parser.add_argument("--protocol", choices=("sim", "binary", "profile", "tracks",
+                                               "koo-task1", "koo-task3"),
                         help="training protocol (default: from --arch)")
     parser.add_argument("--epochs", type=int, help="override the protocol's epochs")
     parser.add_argument("--batch-size", type=int, help="override the batch size")

@@ -1,0 +1,213 @@
+"""The enformer architecture (architectures/enformer.py): geometry, every weight random (also the
+attention output projections Enformer initialises to 0, which the registry-wide equivariance
+tests of tests/test_equivariance.py only reach after training), refusals, training and evaluation
+through the training API on a tiny binned-track dataset, and .keras / .h5 reloads.
+
+The RC maps are written here: DNA a[:, ::-1, ::-1]; unstranded tracks reversed along their bins;
+stranded pairs (+1, -1, +2, -2, ...) reversed with each pair's strands swapped.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from conftest import assert_f32_close, f32_rtol, model_terms
+
+from benchmark_rc import build_model, list_strategies
+from benchmark_rc.architectures import get_architecture
+from benchmark_rc.errors import UserError
+from benchmark_rc.strategies import get_strategy
+
+# 512 bp, bins of 2^(3+1) = 16 bp: 32 bins cropped to 28; 8 filters (16 channels in RCPS), 2 heads
+TINY = {"input_length": 512, "n_tower": 3, "output_bins": 28, "filters": 8, "heads": 2,
+        "key_size": 4, "position_features": 12, "num_tracks": 2, "num_stranded": 2}
+
+
+def rc_tracks(y: dict) -> dict:
+    stranded = y["stranded_tracks"]
+    swapped = np.empty_like(stranded)
+    swapped[..., 0::2], swapped[..., 1::2] = stranded[:, ::-1, 1::2], stranded[:, ::-1, 0::2]
+    return {"tracks": y["tracks"][:, ::-1, :], "stranded_tracks": swapped}
+
+
+def dna(n: int, length: int, seed: int) -> np.ndarray:
+    return np.eye(4, dtype=np.float32)[np.random.default_rng(seed).integers(0, 4, (n, length))]
+
+
+def randomize(model: keras.Model, seed: int) -> None:
+    """Every weight random around the initial scale: kernels Enformer initialises to 0 (the
+    attention output projections) drawn like the others (normal, std 1/sqrt(fan-in)); the other
+    kernels kept (already random); every vector perturbed (biases, attention biases, batch /
+    layer-norm scales and offsets, moving means by N(0, 0.2); moving variances in [0.5, 2))."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        shape, value = tuple(v.shape), np.asarray(v)
+        if len(shape) >= 2:
+            if not value.any():
+                value = rng.normal(0.0, 1.0 / np.sqrt(np.prod(shape[:-1])), shape)
+        elif "moving_variance" in v.path:
+            value = rng.uniform(0.5, 2.0, shape)
+        else:
+            value = value + rng.normal(0.0, 0.2, shape)
+        v.assign(value.astype(np.float32))
+
+
+def outputs(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, np.float64) for k, v in model(x).items()}
+
+
+def equivariance_gap(model: keras.Model, x: np.ndarray, margin: float = 1) -> dict[str, str]:
+    y, y_rc = outputs(model, x), outputs(model, x[:, ::-1, ::-1])
+    bar = f32_rtol(model_terms(model))
+    for key, value in y.items():  # a live network: the rates vary along the bins well beyond
+        # the tolerance, so a bin or strand out of place would fail it
+        assert np.std(value, axis=1).mean() > 10 * bar * np.abs(value).max(), key
+    want, errors = rc_tracks(y), {}
+    for key in y:
+        try:
+            assert_f32_close(y_rc[key], want[key], rtol=margin * bar)
+        except AssertionError as err:
+            errors[key] = str(err)
+    return errors
+
+
+@pytest.mark.parametrize(("strategy", "extra"), [
+    ("rcps", {}), ("rcps", {"symmetric_positions": True, "position_features": 6}),
+    ("hybrid-later", {}), ("conjoined", {}),
+])
+def test_equivariant_with_every_weight_random(strategy, extra):
+    model = build_model("enformer", strategy, seed=1, **{**TINY, **extra})
+    randomize(model, 2)
+    model = get_strategy(strategy).after_training(model, get_architecture("enformer"))
+    assert equivariance_gap(model, dna(2, 512, 3)) == {}
+
+
+def test_standard_is_not_equivariant_with_every_weight_random():
+    model = build_model("enformer", "standard", seed=1, **TINY)
+    randomize(model, 2)
+    assert set(equivariance_gap(model, dna(2, 512, 3), margin=100)) == {
+        "tracks", "stranded_tracks"}
+
+
+def test_attention_matters_in_the_random_model():
+    """Zeroing the attention output projections changes the outputs: the test above exercises
+    the attention, not only the convolutions."""
+    model = build_model("enformer", "rcps", seed=1, **TINY)
+    randomize(model, 2)
+    x = dna(2, 512, 4)
+    before = outputs(model, x)["tracks"]
+    for layer in model.layers:
+        if layer.name.endswith("_mha"):
+            layer.output_kernel.assign(np.zeros(layer.output_kernel.shape, np.float32))
+    assert np.max(np.abs(outputs(model, x)["tracks"] - before)) > 1e-3 * np.max(np.abs(before))
+
+
+def test_geometry_and_shapes():
+    model = build_model("enformer", "rcps", **TINY)
+    assert model.get_layer("stem_pool").output.shape[1:] == (256, 8)  # 4 filters -> 4 pairs
+    assert model.get_layer("tower3_pool").output.shape[1:] == (32, 16)
+    assert model.get_layer("crop").output.shape[1] == 28
+    assert {k: tuple(v.shape[1:]) for k, v in model.output.items()} == {
+        "tracks": (28, 2), "stranded_tracks": (28, 4)}
+    std = build_model("enformer", "standard")  # defaults: 4096 bp -> 32 bins of 128 -> 24
+    assert tuple(std.output["tracks"].shape[1:]) == (24, 2)
+    assert [std.get_layer(f"tower{i}_conv").output.shape[-1] for i in range(1, 7)] == [
+        32, 36, 42, 48, 56, 64]
+
+
+@pytest.mark.parametrize(("hp", "message"), [
+    ({"input_length": 500}, "multiple of the bin size"),
+    ({"output_bins": 27}, "even crop"),
+    ({"output_bins": 40}, "at most"),
+    ({"heads": 3}, "multiple of heads"),
+])
+def test_geometry_errors(hp, message):
+    with pytest.raises(UserError, match=message):
+        build_model("enformer", "standard", **{**TINY, **hp})
+
+
+def test_irrep_strategies_are_refused():
+    assert "irrep" not in list_strategies("enformer") and "irrep" in list_strategies()
+    for strategy in ("irrep", "irrep-kmer"):
+        with pytest.raises(UserError, match="no irreducible-representation version"):
+            build_model("enformer", strategy, **TINY)
+    # the irrep kit itself refuses attention layers (any architecture that asks for them)
+    from benchmark_rc.architectures.irrep_kit import IrrepKit
+
+    with pytest.raises(UserError, match="multi-head attention"):
+        IrrepKit().attention(8, 2, 4, position_features=6)
+
+
+# --------------------------------------------------------------- training and evaluation
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from benchmark_rc.data.hdf5 import write_dataset
+
+    rng = np.random.default_rng(0)
+    splits = {}
+    for split, n in (("train", 16), ("valid", 8), ("test", 8)):
+        x = rng.integers(0, 4, (n, 512))
+        gc = (x[:, :, None] == np.array([1, 2])).any(-1).reshape(n, 32, 16).sum(-1)[:, 2:30]
+        a = (x == 0).reshape(n, 32, 16).sum(-1)[:, 2:30]
+        t = (x == 3).reshape(n, 32, 16).sum(-1)[:, 2:30]
+        splits[split] = {
+            "x": np.eye(4, dtype=np.uint8)[x],
+            "tracks": np.stack([gc, 16 - gc], -1).astype(np.float32),
+            "stranded_tracks": np.stack([a, t, 2 * a, 2 * t], -1).astype(np.float32)}
+    path = tmp_path_factory.mktemp("enformer") / "tracks.h5"
+    write_dataset(path, "tracks", splits, params={"tiny": True})
+    return path
+
+
+@pytest.mark.parametrize("strategy", ["rcps", "standard"])
+def test_train_and_evaluate_through_the_training_api(tiny_dataset, tmp_path, strategy):
+    from benchmark_rc.registry import load_model
+    from benchmark_rc.training import TrainConfig, evaluate_model, train_run
+
+    hp = {k: v for k, v in TINY.items()
+          if k not in ("input_length", "output_bins", "num_tracks", "num_stranded")}
+    config = TrainConfig(data=str(tiny_dataset), arch="enformer", strategy=strategy, seed=1,
+                         epochs=1, batch_size=8, hparams=hp)
+    summary = train_run(config, tmp_path / strategy)
+    assert summary["protocol"]["name"] == "tracks" and summary["selected_by"] == "loss"
+    assert summary["model_hparams"]["output_bins"] == 28  # from the dataset's arrays
+    model = load_model(tmp_path / strategy / "model.keras")
+    scores = evaluate_model(model, str(tiny_dataset), "test")
+    assert scores["n"] == 8 and len(scores["pearson_per_track"]) == 6
+    assert np.isfinite(scores["pearson"]) and np.isfinite(scores["spearman"])
+    if strategy == "rcps":  # exact equivariance: float32 round-off only
+        assert scores["rc_divergence"] < 1e-5
+    else:
+        assert scores["rc_divergence"] > 1e-4
+
+
+@pytest.mark.parametrize("strategy", ["rcps", "hybrid-all", "conjoined"])
+def test_keras_and_h5_reload_in_a_fresh_process(tmp_path, strategy):
+    import subprocess
+    import sys
+
+    model = build_model("enformer", strategy, seed=1, **TINY)
+    randomize(model, 5)
+    x = dna(2, 512, 6)
+    np.save(tmp_path / "x.npy", x)
+    want = outputs(model, x)
+    model.save(tmp_path / "m.keras")
+    model.save(tmp_path / "m.h5")
+    code = ("import sys, numpy as np, keras, benchmark_rc\n"
+            "x = np.load(sys.argv[1])\n"
+            "for fmt in ('keras', 'h5'):\n"
+            "    m = keras.models.load_model(sys.argv[2] + fmt, safe_mode=True)\n"
+            "    y = m(x)\n"
+            "    np.savez(sys.argv[3] + fmt + '.npz', **{k: np.asarray(v) for k, v in y.items()})\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.npy"),
+                           str(tmp_path / "m."), str(tmp_path / "y_")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for fmt in ("keras", "h5"):
+        got = dict(np.load(tmp_path / f"y_{fmt}.npz"))
+        for key in want:  # another process may pick other kernels: the model's round-off
+            assert_f32_close(got[key], want[key], rtol=f32_rtol(model_terms(model)),
+                             err_msg=f"{fmt} {key}")
