@@ -302,6 +302,47 @@ def test_maxpool_rules_across_the_shap_threshold():
     assert_f32_close(scores["shap", 1.5e-7].sum(-1), want)
 
 
+def _max_only_model(kind: str) -> keras.Model:
+    """Linear convolutions, then a max-like op (max pool 4/2, max pool 3/3 of TensorFlow's
+    argmax kernels, global max pool, element-wise maximum of two convolutions), then a linear
+    read-out: the max op is the model's only non-linearity."""
+    inp = keras.Input((24, 4))
+    h = keras.layers.Conv1D(3, 5)(inp)
+    if kind == "pool":
+        h = keras.layers.MaxPooling1D(4, 2)(h)
+    elif kind == "pool-fallback":
+        h = keras.layers.MaxPooling1D(3, 3)(h)
+    elif kind == "global":
+        h = keras.layers.GlobalMaxPooling1D()(h)
+    else:
+        h = keras.layers.Maximum()([h, keras.layers.Conv1D(3, 5)(inp)])
+    return randomize(keras.Model(inp, keras.layers.Dense(1)(keras.layers.Flatten()(h))), 5)
+
+
+@pytest.mark.parametrize("kind", ["pool", "pool-fallback", "global", "maximum"])
+def test_gradient_maxpool_rule_passes_the_gradient_at_x(kind):
+    """deeplift's max-pool rule (maxpool_rule="gradient"): every multiplier is the gradient of
+    the model at x whatever the reference, when the max op is the only non-linearity. So the
+    hypothetical scores are g_b - mean_r sum_c g_c ref_c, with g the gradient at x; the default
+    rule routes by the references' maxima too and gives other scores."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    model = _max_only_model(kind)
+    x = one_hot(rng, 4, 24)
+    refs = dinuc_shuffle_references(x, 3, seed=1)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = tf.reduce_sum(model(xt))
+    g = tape.gradient(out, xt).numpy()[:, None]  # (N, 1, L, 4)
+    want = (g - np.sum(g * refs, -1, keepdims=True)).mean(1)
+    got = deepshap(model, x, references=refs, hypothetical=True, maxpool_rule="gradient")
+    assert_f32_close(got, want, scale=float(np.abs(g).max()))
+    default = deepshap(model, x, references=refs, hypothetical=True)
+    assert np.abs(default - want).max() > 1e-2 * np.abs(want).max()
+
+
 def _global_max_model() -> keras.Model:
     inp = keras.Input((200, 4))
     h = keras.layers.GlobalMaxPooling1D()(keras.layers.Conv1D(8, 11, activation="relu")(inp))

@@ -113,6 +113,35 @@ def test_attribute_passes_the_maxpool_rule_to_deepshap(workspace, monkeypatch):
     assert json.loads((out / "attribute.json").read_text())["maxpool_rule"] == "shap"
 
 
+def test_attribute_gradient_maxpool_rule_reaches_the_output_files(workspace):
+    """--maxpool-rule gradient (deeplift's rule): the written scores are deepshap's with
+    maxpool_rule="gradient" on the same sequences and shuffles, not the default rule's, and
+    attribute.json records the rule."""
+    import h5py
+
+    from benchmark_rc.attribution import deepshap
+    from benchmark_rc.data.hdf5 import read_split
+
+    out = workspace["root"] / "out_gradient_rule"
+    assert main(["attribute", "--model", str(workspace["model"]), "--data",
+                 str(workspace["data"]), "--n-shuffles", "3", "--max-seqs", "3",
+                 "--maxpool-rule", "gradient", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "attribute.json").read_text())["maxpool_rule"] == "gradient"
+    with h5py.File(out / "deepshap.h5", "r") as f:
+        hyp, contrib = f["hyp_scores"][()], f["contrib_scores"][()]
+    model = brc.load_model(workspace["model"], compile=False)
+    x = read_split(workspace["data"], "test")["x"][:3].astype(np.float32)
+    want = {rule: deepshap(model, x, n_shuffles=3, seed=0, hypothetical=True, output=0,
+                           maxpool_rule=rule)
+            for rule in ("gradient", "continuous")}
+    scale = float(np.abs(want["gradient"]).max())
+    # the same computation on the same inputs: float32 round-off of the model at most
+    np.testing.assert_allclose(hyp, want["gradient"], rtol=1e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(contrib, want["gradient"] * x, rtol=1e-4, atol=1e-4 * scale)
+    # the rules route differently on shuffled references: the option changed the output
+    assert np.abs(hyp - want["continuous"]).max() > 1e-2 * scale
+
+
 def test_attribute_cli_errors(workspace, capsys):
     assert main(["attribute", "--sweep", str(workspace["sweep"])]) == 2
     assert "--sweep needs --score" in capsys.readouterr().err

@@ -95,7 +95,7 @@ def test_convolution_gradients_as_forward_convolutions_change_nothing(first, mon
 
 @pytest.mark.parametrize("pool", [(4, 2), (3, 3), (6, 2), (2, 1), (5, 2)],
                          ids=["overlap-2", "disjoint", "overlap-3", "stride-1", "fallback"])
-@pytest.mark.parametrize("rule", ["continuous", "shap"])
+@pytest.mark.parametrize("rule", ["continuous", "shap", "gradient"])
 def test_block_max_pool_routes_like_the_argmax_kernels(pool, rule, monkeypatch):
     fast, slow, model = both_engines(lambda: make_model(keras.layers.Conv1D(4, 5), pool),
                                      monkeypatch, slow_conv=False, slow_pool=True,
@@ -152,9 +152,10 @@ def test_block_kernel_breaks_ties_like_tensorflow():
         assert np.count_nonzero(slow) > 0
 
 
-def test_binary_model_deepshap_graph_avoids_the_slow_kernels():
+@pytest.mark.parametrize("rule", [R.CONTINUOUS, R.GRADIENT], ids=lambda rule: rule.name)
+def test_binary_model_deepshap_graph_avoids_the_slow_kernels(rule):
     model = brc.build_model("binary", "standard", seed=0)
-    fn = rescale_function(model, model_spec(model), 0, True, 2, R.CONTINUOUS)
+    fn = rescale_function(model, model_spec(model), 0, True, 2, rule)
     types = {op.type for op in fn.get_concrete_function().graph.get_operations()}
     assert "Conv2D" in types
     assert not types & {"Conv2DBackpropInput", "MaxPoolGrad", "MaxPoolWithArgmax",

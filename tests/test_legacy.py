@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -24,7 +23,7 @@ from conftest import assert_f32_close, f32_rtol, model_terms
 
 import benchmark_rc
 from benchmark_rc import cli
-from benchmark_rc.attribution import deepshap, rules
+from benchmark_rc.attribution import deepshap
 from benchmark_rc.errors import UserError
 from benchmark_rc.layers import (
     KerasGenomicsRevCompConv1D,
@@ -262,26 +261,11 @@ def test_conjoin_works_on_an_imported_bpnet():
 
 # ------------------------------------------------------------------------------ DeepSHAP vs
 # the original DeepLIFT. deeplift 0.6.13 has one max-pool rule, MaxPoolDeepLiftMode.gradient:
-# the multipliers go to x's argmax of each window, whatever the reference. DeepSHAP's rule (shap's)
-# sends x's excess over the reference to x's argmax and the reference's excess to the
-# reference's argmax, each divided by its own change. Everything else (convolutions, batch norm
-# in inference, rescale on ReLU, dense, flatten) is the same rule in both.
-
-@dataclass(frozen=True)
-class GradientMaxPool(rules.Rule):
-    """deeplift 0.6.13's MaxPoolDeepLiftMode.gradient as a DeepSHAP rules-table entry: the
-    upstream multipliers routed through the max-pool gradient at x."""
-
-    def gradient(self, op, grad):
-        import tensorflow as tf
-
-        trace = rules.DeepLiftTrace.of(op)
-        x_op, r = trace.twin(op), trace.references
-        kw = {k: op.get_attr(k) for k in ("ksize", "strides", "padding")}
-        return [tf.raw_ops.MaxPoolGrad(orig_input=tf.repeat(x_op.inputs[0], r, axis=0),
-                                       orig_output=tf.repeat(x_op.outputs[0], r, axis=0),
-                                       grad=grad, data_format="NHWC", **kw)]
-
+# the multipliers go to x's argmax of each window, whatever the reference; deepshap's
+# maxpool_rule="gradient" is that rule. DeepSHAP's default rule (shap's) sends x's excess over the
+# reference to x's argmax and the reference's excess to the reference's argmax, each divided by
+# its own change. Everything else (convolutions, batch norm in inference, rescale on ReLU, dense,
+# flatten) is the same rule in both.
 
 def position_sums(scores: np.ndarray) -> np.ndarray:
     """Per-base contributions: deeplift spreads m_c (x_c - ref_c) over the 4 channels, DeepSHAP
@@ -290,15 +274,14 @@ def position_sums(scores: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", DEEPLIFT)
-def test_deepshap_with_deeplifts_maxpool_rule_equals_the_original_deeplift(name, monkeypatch):
+def test_deepshap_with_deeplifts_maxpool_rule_equals_the_original_deeplift(name):
     data = arrays(name)
     x, refs = data["x"].astype(np.float32), data["refs"].astype(np.float32)
-    monkeypatch.setitem(rules.RULES, "MaxPool", lambda division: GradientMaxPool())
-    model = load_legacy_model(FIXTURES / entry(name)["file"])  # fresh: traces are per model
+    model = imported(name)
     for task in range(data["dl_rescale"].shape[0]):
-        ours = deepshap(model, x, references=refs, output=task, check_delta=None)
+        ours = deepshap(model, x, references=refs, output=task, maxpool_rule="gradient")
         hyp = deepshap(model, x, references=refs, output=task, hypothetical=True,
-                       check_delta=None)
+                       maxpool_rule="gradient")
         expected = position_sums(data["dl_rescale"][task])
         print(f"{name} task {task}: per base {relative(position_sums(ours), expected):.2e}, "
               f"hypothetical {relative(hyp, data['dl_rescale_hyp'][task]):.2e} (relative to "

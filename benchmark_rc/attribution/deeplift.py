@@ -13,7 +13,8 @@ How it works (no global TensorFlow state is touched):
   R references. Element-wise ops use the *rescale* rule ``(f(a_x) - f(a_r)) / (a_x - a_r)`` with
   the ordinary gradient where ``|a_x - a_r| < 1e-6`` (as shap does); max-like ops route the
   output difference to the maxima and divide by the input change (``MaxRule``: continuous, or
-  shap's thresholded rule). Linear ops (convolutions, BN in inference, flips, concatenations,
+  shap's thresholded rule), or pass the multipliers through their gradient at x (deeplift's rule,
+  ``GradientMaxRule``). Linear ops (convolutions, BN in inference, flips, concatenations,
   the RC layers written with ``keras.ops``) keep their ordinary gradients.
 * ``tf.gradients`` of the summed reference-half targets then gives, for each pair, the
   multipliers ``m`` on the input; contributions are ``m * (x - ref)``.
@@ -61,7 +62,7 @@ from benchmark_rc.errors import UserError
 
 @traced_per_model
 def rescale_function(model: Any, spec: ModelSpec, output: Any, logits: bool, r: int,
-                     division: R.MaxRule = R.CONTINUOUS, fuse: bool = True) -> Callable:
+                     division: R.MaxPoolRule = R.CONTINUOUS, fuse: bool = True) -> Callable:
     """Traced fn(x (n,L,4), refs (n*R,L,4), others) -> (hypothetical (n,L,4) averaged over
     references, per-position summed contributions (n,L), t_x (n,), t_ref (n*R,)).
     ``division``: the max-pool rule of the max-like ops; ``fuse``: the rules' element-wise math
@@ -154,7 +155,7 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
              seed: int = 0, hypothetical: bool = False, output: Any = None, *,
              logits: bool = True, batch_size: int | None = None, progress: bool = False,
              check_delta: float | None = 1e-3,
-             maxpool_rule: str | R.MaxRule = "continuous") -> np.ndarray:
+             maxpool_rule: str | R.MaxPoolRule = "continuous") -> np.ndarray:
     """DeepSHAP scores (DeepLIFT rescale averaged over references): (N, L, 4) float32.
 
     Args:
@@ -174,17 +175,26 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
         progress: show a tqdm progress bar.
         check_delta: warn when ``|scores.sum() - delta|`` exceeds ``check_delta * |delta|`` plus
             the float32 rounding budget of the computation (:func:`delta_tolerance`); None: no
-            check.
-        maxpool_rule: how max pooling, global max pooling and element-wise maximum/minimum
-            divide by their input change: "continuous" (default; divide wherever the change is
-            non-zero, the gradient limit at exactly zero) or "shap" (shap.DeepExplainer's rule:
-            multiplier 0 where the change is below 1e-7, so scores jump at that threshold and
-            hypothetical scores vanish where x and a reference coincide over a receptive field).
-            Actual scores differ between the two only where some max input changes by less than
-            1e-7. See :class:`benchmark_rc.attribution.rules.MaxRule`.
+            check. Skipped under a max-pool rule that is not additive ("gradient").
+        maxpool_rule: the rule of max pooling, global max pooling and element-wise
+            maximum/minimum, a name of :data:`benchmark_rc.attribution.rules.MAX_RULES` or a
+            :class:`~benchmark_rc.attribution.rules.MaxPoolRule`. "continuous" (default) and
+            "shap" are shap's DeepLIFT rule: x's excess over the reference goes to x's argmax,
+            the reference's excess to the reference's argmax, and each input divides what it
+            received by its change; "continuous" divides wherever the change is non-zero (the
+            gradient limit at exactly zero), "shap" (shap.DeepExplainer's rule) gives multiplier
+            0 where the change is below 1e-7, so scores jump at that threshold and hypothetical
+            scores vanish where x and a reference coincide over a receptive field (actual scores
+            differ between the two only where some max input changes by less than 1e-7).
+            "gradient" is deeplift's default (MaxPoolDeepLiftMode.gradient): the multipliers
+            pass through the max op's gradient at x, to x's argmax of each window whatever the
+            reference; it reproduces the original deeplift package's scores, but is not
+            additive (scores need not sum to f(x) - f(ref) where the reference's maximum lies
+            elsewhere).
 
     Actual scores carry, at the observed base, the per-position sum of the per-channel
-    contributions, so ``scores.sum((1, 2)) == f(x) - mean_r f(ref_r)``.
+    contributions, so ``scores.sum((1, 2)) == f(x) - mean_r f(ref_r)`` (for the additive max-pool
+    rules).
     """
     spec = model_spec(model)
     seq, others = split_inputs(model, x, spec)
@@ -196,7 +206,10 @@ def deepshap(model: Any, x: Any, references: np.ndarray | None = None, n_shuffle
         if not isinstance(n_shuffles, int | np.integer) or n_shuffles < 1:
             raise UserError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
         refs_all, n_refs = None, int(n_shuffles)
-    fn = rescale_function(model, spec, output, logits, n_refs, R.max_rule(maxpool_rule))
+    rule = R.max_rule(maxpool_rule)
+    if not rule.additive:
+        check_delta = None  # scores do not sum to delta by design
+    fn = rescale_function(model, spec, output, logits, n_refs, rule)
     n, length = seq.shape[:2]
     per = max(1, batch_size // (n_refs + 1))
     # references are made a block of whole chunks at a time, in the background: the vectorised

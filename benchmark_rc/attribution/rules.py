@@ -299,10 +299,39 @@ class Rescale(Rule):
         return [out] + [None] * (len(op.inputs) - 1)
 
 
+class MaxPoolRule:
+    """A max-pool rule: how the max-like ops (MaxPool, Max, Maximum, Minimum) pass multipliers
+    to their inputs. The public ``maxpool_rule`` option of :func:`~benchmark_rc.attribution.deepshap`
+    and ``benchmark-rc attribute --maxpool-rule`` names one of :data:`MAX_RULES`.
+
+    A rule object makes the rules-table entries of the max-like ops (:data:`RULES` calls these
+    methods), so another max-pool rule is one subclass and one entry of :data:`MAX_RULES`.
+    ``additive``: whether scores sum to f(x) - f(ref) (summation-to-delta); deepshap checks the
+    sum only for additive rules.
+    """
+
+    name: str
+    additive: bool = True
+
+    def max_pool(self) -> Rule:
+        """The rule of a MaxPool op (MaxPooling1D/2D)."""
+        raise NotImplementedError
+
+    def reduce_max(self) -> Rule:
+        """The rule of a Max reduction (GlobalMaxPooling)."""
+        raise NotImplementedError
+
+    def pairwise(self, fn: Callable) -> Rule:
+        """The rule of an element-wise Maximum / Minimum (``fn``: tf.maximum / tf.minimum)."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class MaxRule:
-    """How max-like ops (MaxPool, Max, Maximum, Minimum) turn the output difference routed to an
-    input into a multiplier: routed / (x_in - ref_in).
+class MaxRule(MaxPoolRule):
+    """The max-pool rules that follow the difference from the reference (shap's DeepLIFT rule for
+    max-like ops, :class:`MaxPool`, :class:`ReduceMax`, :class:`PairwiseMax`): the output
+    difference is routed to the maxima of x and of the reference, and each input turns what it
+    received into a multiplier, routed / (x_in - ref_in). Additive.
 
     The division is bounded by construction, so it needs no threshold: max is 1-Lipschitz,
     |max_i a_i - max_i b_i| <= max_i |a_i - b_i|, and the difference routed to an input is at most
@@ -347,15 +376,48 @@ class MaxRule:
         below = limit if self.limit_at_zero else tf.zeros_like(d)
         return tf.where(small, below, routed / tf.where(small, tf.ones_like(d), d))
 
+    def max_pool(self) -> Rule:
+        return MaxPool(self)
+
+    def reduce_max(self) -> Rule:
+        return ReduceMax(self)
+
+    def pairwise(self, fn: Callable) -> Rule:
+        return PairwiseMax(fn, self)
+
+
+@dataclass(frozen=True)
+class GradientMaxRule(MaxPoolRule):
+    """deeplift's max-pool rule (``MaxPoolDeepLiftMode.gradient``, its default and, in deeplift
+    0.6.13, its only one): the upstream multipliers pass through the max op's gradient at x, to x's
+    argmax of each window, whatever the reference (:class:`GradientMaxPool`,
+    :class:`GradientReduceMax`, :class:`GradientPairwise`). Not additive: where the reference's
+    maximum lies elsewhere, scores do not sum to f(x) - f(ref). For agreement with the original
+    deeplift (tests/test_legacy.py)."""
+
+    name: str = "gradient"
+    additive: bool = False
+
+    def max_pool(self) -> Rule:
+        return GradientMaxPool()
+
+    def reduce_max(self) -> Rule:
+        return GradientReduceMax()
+
+    def pairwise(self, fn: Callable) -> Rule:
+        return GradientPairwise(fn)
+
 
 CONTINUOUS = MaxRule("continuous", 0.0, True)
 SHAP = MaxRule("shap", 1e-7, False)
-MAX_RULES = {rule.name: rule for rule in (CONTINUOUS, SHAP)}
+GRADIENT = GradientMaxRule()
+MAX_RULES: dict[str, MaxPoolRule] = {rule.name: rule for rule in (CONTINUOUS, SHAP, GRADIENT)}
 
 
-def max_rule(rule: str | MaxRule) -> MaxRule:
-    """The max-pool rule named ``rule`` ("continuous" or "shap"), or ``rule`` itself."""
-    if isinstance(rule, MaxRule):
+def max_rule(rule: str | MaxPoolRule) -> MaxPoolRule:
+    """The max-pool rule named ``rule`` (a key of :data:`MAX_RULES`: "continuous", "shap",
+    "gradient"), or ``rule`` itself."""
+    if isinstance(rule, MaxPoolRule):
         return rule
     if rule not in MAX_RULES:
         raise UserError(f"maxpool_rule={rule!r}: choose one of {', '.join(MAX_RULES)}")
@@ -429,6 +491,57 @@ def _pool_blocks(op: Any) -> tuple[int, int, int, int] | None:
     return strides[2], ksize[2] // strides[2], pooled, width
 
 
+def _block_first_max(a, blocks):
+    """a (n, r, H, W, C) -> (one-hot of each block's first maximum (n, r, H, nb, s, C), block
+    maxima (n, r, H, nb, C)) for the pool of whole blocks ``blocks`` (:func:`_pool_blocks`)."""
+    import tensorflow as tf
+
+    s, m, pooled, _ = blocks
+    nb = pooled + m - 1  # blocks covered by the windows
+    iota = tf.reshape(tf.range(s, dtype=a.dtype), [1, 1, 1, 1, s, 1])
+    shape = tf.concat([tf.shape(a)[:3], [nb, s, tf.shape(a)[-1]]], 0)
+    b = tf.reshape(a[:, :, :, :nb * s], shape)
+    top = tf.reduce_max(b, axis=4, keepdims=True)
+    first = tf.reduce_min(tf.where(tf.equal(b, top), iota, float(s)), axis=4, keepdims=True)
+    return tf.cast(tf.equal(iota, first), a.dtype), top[:, :, :, :, 0]
+
+
+def _block_window_choice(top, blocks):
+    """Block maxima -> for each offset o < m, the mask of the windows (n, r, H, P, C) that take
+    block w + o: the first of a window's m blocks holding the window maximum."""
+    import tensorflow as tf
+
+    _, m, pooled, _ = blocks
+    parts = [top[:, :, :, o:o + pooled] for o in range(m)]
+    best = parts[0]
+    for part in parts[1:]:
+        best = tf.maximum(best, part)
+    taken, chosen = None, []
+    for part in parts:
+        hit = tf.equal(part, best)
+        if taken is not None:
+            hit = tf.logical_and(hit, tf.logical_not(taken))
+        taken = hit if taken is None else tf.logical_or(taken, hit)
+        chosen.append(tf.cast(hit, top.dtype))
+    return chosen
+
+
+def _block_route(values, onehot, chosen, blocks):
+    """Window values (n, R, H, P, C) -> their inputs' positions (n, R, H, W, C), through the
+    window choice ``chosen`` and the blocks' first-maximum one-hot ``onehot``."""
+    import tensorflow as tf
+
+    s, m, pooled, width = blocks
+    used = (pooled + m - 1) * s
+    total = None
+    for o, mask in enumerate(chosen):
+        part = tf.pad(values * mask, [[0, 0], [0, 0], [0, 0], [o, m - 1 - o], [0, 0]])
+        total = part if total is None else total + part
+    out = onehot * total[:, :, :, :, None]
+    shape = tf.concat([tf.shape(out)[:3], [used, tf.shape(out)[-1]]], 0)
+    return tf.pad(tf.reshape(out, shape), [[0, 0], [0, 0], [0, 0], [0, width - used], [0, 0]])
+
+
 def _block_pool_multipliers(ax, ar, yx, yr, up, *, blocks, division):
     """The max-pool rule of :class:`MaxPool` for pools of whole blocks (:func:`_pool_blocks`),
     as element-wise math (one XLA kernel when the trace fuses): ax (n, 1, H, W, C) and its pooled
@@ -442,52 +555,51 @@ def _block_pool_multipliers(ax, ar, yx, yr, up, *, blocks, division):
     forward max pool; this reads each input once."""
     import tensorflow as tf
 
-    s, m, pooled, width = blocks
-    nb = pooled + m - 1  # blocks covered by the windows
-    used = nb * s
-
-    iota = tf.reshape(tf.range(s, dtype=ax.dtype), [1, 1, 1, 1, s, 1])
-
-    def first_max(a):  # a (n, r, H, W, C) -> position of each block's first max, block maxima
-        shape = tf.concat([tf.shape(a)[:3], [nb, s, tf.shape(a)[-1]]], 0)
-        b = tf.reshape(a[:, :, :, :used], shape)
-        top = tf.reduce_max(b, axis=4, keepdims=True)
-        first = tf.reduce_min(tf.where(tf.equal(b, top), iota, float(s)), axis=4, keepdims=True)
-        return tf.cast(tf.equal(iota, first), a.dtype), top[:, :, :, :, 0]
-
-    def window_choice(top):  # -> for each offset o < m: window takes block w + o (P windows)
-        parts = [top[:, :, :, o:o + pooled] for o in range(m)]
-        best = parts[0]
-        for part in parts[1:]:
-            best = tf.maximum(best, part)
-        taken, chosen = None, []
-        for part in parts:
-            hit = tf.equal(part, best)
-            if taken is not None:
-                hit = tf.logical_and(hit, tf.logical_not(taken))
-            taken = hit if taken is None else tf.logical_or(taken, hit)
-            chosen.append(tf.cast(hit, top.dtype))
-        return chosen
-
-    def route(values, onehot, chosen):  # window values (n, R, H, P, C) -> inputs (n, R, H, W, C)
-        total = None
-        for o, mask in enumerate(chosen):
-            part = tf.pad(values * mask, [[0, 0], [0, 0], [0, 0], [o, m - 1 - o], [0, 0]])
-            total = part if total is None else total + part
-        out = onehot * total[:, :, :, :, None]
-        shape = tf.concat([tf.shape(out)[:3], [used, tf.shape(out)[-1]]], 0)
-        return tf.pad(tf.reshape(out, shape), [[0, 0], [0, 0], [0, 0], [0, width - used],
-                                               [0, 0]])
-
-    onehot_x, top_x = first_max(ax)
-    onehot_r, top_r = first_max(ar)
-    chosen_x, chosen_r = window_choice(top_x), window_choice(top_r)
+    onehot_x, top_x = _block_first_max(ax, blocks)
+    onehot_r, top_r = _block_first_max(ar, blocks)
+    chosen_x = _block_window_choice(top_x, blocks)
+    chosen_r = _block_window_choice(top_r, blocks)
     cross = tf.maximum(yx, yr)
-    routed = (route(up * (cross - yr), onehot_x, chosen_x)
-              + route(up * (yx - cross), onehot_r, chosen_r))
-    limit = (route(up * tf.cast(tf.equal(yx, yr), up.dtype), onehot_x, chosen_x)
+    routed = (_block_route(up * (cross - yr), onehot_x, chosen_x, blocks)
+              + _block_route(up * (yx - cross), onehot_r, chosen_r, blocks))
+    limit = (_block_route(up * tf.cast(tf.equal(yx, yr), up.dtype), onehot_x, chosen_x, blocks)
              if division.limit_at_zero else tf.zeros([], ar.dtype))
     return division.divide(ax, ar, routed, limit)
+
+
+def _block_pool_gradient(ax, up, *, blocks):
+    """:class:`GradientMaxPool` for pools of whole blocks: the upstream gradient ``up`` (n, R, H,
+    P, C) routed to x's first maximum of each window (ax (n, 1, H, W, C)), as MaxPoolGrad at x
+    routes it; (n, R, H, W, C)."""
+    onehot_x, top_x = _block_first_max(ax, blocks)
+    return _block_route(up, onehot_x, _block_window_choice(top_x, blocks), blocks)
+
+
+@dataclass(frozen=True)
+class GradientMaxPool(Rule):
+    """deeplift's MaxPoolDeepLiftMode.gradient: the upstream multipliers go through the max-pool
+    gradient at x (to x's first maximum of each window, as TensorFlow's MaxPoolGrad at x, which
+    deeplift calls), whatever the reference's maxima."""
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        trace = DeepLiftTrace.of(op)
+        px = trace.twin(op)
+        if op.get_attr("data_format") != b"NHWC":
+            raise UserError(f"max pooling {op.name}: only channels-last (NHWC) is supported")
+        blocks = _pool_blocks(op)
+        if blocks is not None:
+            _, ax5, shape = trace.pair(op.inputs[0], px.inputs[0])
+            up5, _, _ = trace.pair(grad, px.outputs[0])
+            kernel = trace.kernel(("maxpool-blocks-gradient", blocks),
+                                  functools.partial(_block_pool_gradient, blocks=blocks))
+            return [tf.reshape(kernel(ax5, up5), shape)]
+        kw = {k: op.get_attr(k) for k in ("ksize", "strides", "padding")}
+        _, arg_x = tf.raw_ops.MaxPoolWithArgmax(input=px.inputs[0],
+                                                include_batch_in_index=False, **kw)
+        return [tf.raw_ops.MaxPoolGradWithArgmax(
+            input=op.inputs[0], grad=grad, argmax=tf.repeat(arg_x, trace.references, axis=0),
+            include_batch_in_index=False, **kw)]
 
 
 @dataclass(frozen=True)
@@ -569,22 +681,71 @@ class PairwiseMax(Rule):
                 if dep[i] else None for i in range(2)]
 
 
-def _rescale(op_type: str) -> Callable[[MaxRule], Rule]:
+@dataclass(frozen=True)
+class GradientReduceMax(Rule):
+    """The gradient rule for a max reduction (GlobalMaxPooling): the upstream multiplier goes to
+    x's maxima, ties sharing it equally (TensorFlow's gradient of the reduction at x; deeplift's
+    GlobalMaxPool1D gives every tied maximum the whole multiplier)."""
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        trace = DeepLiftTrace.of(op)
+        px = trace.twin(op)
+        axes = op.inputs[1]
+        ax, yx = px.inputs[0], px.outputs[0]
+        rank = tf.rank(ax)
+        axes = tf.math.floormod(tf.reshape(tf.cast(axes, tf.int32), [-1]), rank)
+        kept_shape = tf.tensor_scatter_nd_update(tf.shape(ax), axes[:, None],
+                                                 tf.ones_like(axes))
+        mask = tf.cast(tf.equal(ax, tf.reshape(yx, kept_shape)), ax.dtype)
+        share = tf.repeat(mask / tf.reduce_sum(mask, axis=axes, keepdims=True),
+                          trace.references, axis=0)
+        ref_kept = tf.tensor_scatter_nd_update(tf.shape(op.inputs[0]), axes[:, None],
+                                               tf.ones_like(axes))
+        return [share * tf.reshape(grad, ref_kept), None]
+
+
+@dataclass(frozen=True)
+class GradientPairwise(Rule):
+    """The gradient rule for Maximum/Minimum (``fn``): the upstream multiplier goes to the
+    operand ``fn`` picks at x (the first one at ties, as TensorFlow's gradient); an input-free
+    operand gets no gradient."""
+
+    fn: Callable
+
+    def check(self, op: Any, dependent_inputs: list[int]) -> None:
+        if op.inputs[0].shape.rank != op.inputs[1].shape.rank:
+            raise UserError(f"op {op.name} ({op.type}): operands of different rank")
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        trace = DeepLiftTrace.of(op)
+        px = trace.twin(op)
+        shape = tf.shape(px.outputs[0])
+        xs = [tf.broadcast_to(t, shape) for t in px.inputs]
+        first = tf.repeat(tf.cast(tf.equal(self.fn(xs[0], xs[1]), xs[0]), grad.dtype),
+                          trace.references, axis=0)
+        dep = [t.ref() in trace.dependent for t in op.inputs]
+        parts = [grad * first, grad * (1.0 - first)]
+        return [parts[i] if dep[i] else None for i in range(2)]
+
+
+def _rescale(op_type: str) -> Callable[[MaxPoolRule], Rule]:
     return lambda division: Rescale(DERIVATIVES.get(op_type))
 
 
-# The rules table: op type -> factory of its rule from the trace's max-pool rule. Supporting
-# another non-linearity is one entry here.
-RULES: dict[str, Callable[[MaxRule], Rule]] = {
+# The rules table: op type -> factory of its rule from the trace's max-pool rule
+# (:class:`MaxPoolRule`). Supporting another non-linearity is one entry here.
+RULES: dict[str, Callable[[MaxPoolRule], Rule]] = {
     **{op_type: _rescale(op_type) for op_type in RESCALE_OPS},
-    "MaxPool": MaxPool,
-    "Max": ReduceMax,
-    "Maximum": lambda division: PairwiseMax(_tf().maximum, division),
-    "Minimum": lambda division: PairwiseMax(_tf().minimum, division),
+    "MaxPool": lambda rule: rule.max_pool(),
+    "Max": lambda rule: rule.reduce_max(),
+    "Maximum": lambda rule: rule.pairwise(_tf().maximum),
+    "Minimum": lambda rule: rule.pairwise(_tf().minimum),
 }
 
 
-def deeplift_rules(division: MaxRule = CONTINUOUS) -> dict[str, Rule]:
+def deeplift_rules(division: MaxPoolRule = CONTINUOUS) -> dict[str, Rule]:
     """The op type -> DeepLIFT rule table of one trace (``division``: the max-pool rule), made
     from :data:`RULES`."""
     return {op_type: make(division) for op_type, make in RULES.items()}
