@@ -18,6 +18,7 @@ TINY = {
     "koo-task3": {"num_seqs": 30},
     "profile": {"num_seqs": 30, "seq_len": 206, "out_len": 100, "jitter_margin": 10,
                 "sigma_pos": 50.0},
+    "long-range": {"num_seqs": 20, "seq_len": 512, "out_bins": 4},
 }
 
 

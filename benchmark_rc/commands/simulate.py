@@ -1,4 +1,4 @@
-"""`benchmark-rc simulate {paper,koo-task1,koo-task3,profile}`: simulated datasets with ground truth.
+"""`benchmark-rc simulate {paper,koo-task1,koo-task3,profile,long-range}`: simulated datasets with ground truth.
 
 Imports nothing heavy at module level (the simulators are imported in :func:`run`).
 """
@@ -70,6 +70,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--out", required=True, help="output HDF5 file")
     r.set_defaults(parameters=_profile_parameters)
 
+    g = sub.add_parser("long-range", help="long-range binned tracks (enformer): distal enhancers "
+                                          "drive a central promoter",
+                       description="4096-bp sequences (32 bins of 128 bp, central 24 stored) "
+                                   "with a central promoter motif and enhancer motifs anywhere, "
+                                   "either strand; promoter activity = basal + sum of enhancer "
+                                   "strengths x exp(-distance / decay); local enhancer tracks, "
+                                   "stranded by motif strand (docs/simulate.md).")
+    g.add_argument("--num-seqs", type=int, default=2000,
+                   help="sequences (default 2000, split 70/15/15)")
+    g.add_argument("--seed", type=int, default=1234)
+    g.add_argument("--seq-len", type=int, default=4096, help="sequence length (default 4096)")
+    g.add_argument("--out-bins", type=int, default=24, help="central bins stored (default 24)")
+    g.add_argument("--decay", type=float, default=1024.0,
+                   help="enhancer-promoter distance decay in bp (default 1024)")
+    g.add_argument("--mean-enhancers", type=float, default=3.0,
+                   help="Poisson mean of enhancers per sequence (default 3)")
+    g.add_argument("--out", required=True, help="output HDF5 file")
+    g.set_defaults(parameters=_long_range_parameters)
+
 
 # Command-line options -> the generator's keyword parameters (benchmark_rc.data.simulations).
 def _paper_parameters(args: argparse.Namespace) -> dict:
@@ -85,6 +104,12 @@ def _koo_parameters(args: argparse.Namespace) -> dict:
 def _profile_parameters(args: argparse.Namespace) -> dict:
     return {"seed": args.seed, "num_seqs": args.num_seqs, "jitter_margin": args.jitter_margin,
             "mean_motifs": args.mean_motifs, "smooth": args.smooth}
+
+
+def _long_range_parameters(args: argparse.Namespace) -> dict:
+    return {"seed": args.seed, "num_seqs": args.num_seqs, "seq_len": args.seq_len,
+            "out_bins": args.out_bins, "decay": args.decay,
+            "mean_enhancers": args.mean_enhancers}
 
 
 def run(args: argparse.Namespace) -> int:
