@@ -26,11 +26,12 @@ from benchmark_rc.attribution.methods import (
 )
 from benchmark_rc.attribution.references import dinuc_shuffle_references
 from benchmark_rc.attribution.scoring import motif_mask, rc_consistency, score_attributions
-from benchmark_rc.attribution.targets import predict_target
+from benchmark_rc.attribution.targets import TrackTarget, predict_target
 
 __all__ = [
     "METHODS",
     "AttributionMethod",
+    "TrackTarget",
     "combine_multipliers",
     "deepshap",
     "dinuc_shuffle_references",

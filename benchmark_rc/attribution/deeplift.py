@@ -79,8 +79,8 @@ def rescale_function(model: Any, spec: ModelSpec, output: Any, logits: bool, r: 
         with R.attach(graph, trace):
             start = len(graph.get_operations())
             head_x, kind = select_head(call_model(model, spec, x, others), output, logits)
-            middle = len(graph.get_operations())
             other_refs = {k: tf.repeat(v, r, axis=0) for k, v in others.items()}
+            middle = len(graph.get_operations())  # the reference branch's model call from here
             with trace.override(graph):
                 head_r, _ = select_head(call_model(model, spec, refs, other_refs), output,
                                         logits)

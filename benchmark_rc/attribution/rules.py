@@ -58,7 +58,7 @@ VALUE_FREE_OPS = {"Shape", "ShapeN", "Size", "Rank", "ZerosLike", "OnesLike"}
 # Element-wise non-linearities explained with the rescale rule (input 0 varies).
 RESCALE_OPS = (
     "Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus", "Softsign", "Exp",
-    "Log", "Log1p", "Square", "Sqrt", "Rsqrt", "Erf", "ClipByValue", "Abs",
+    "Log", "Log1p", "Square", "Sqrt", "Rsqrt", "Erf", "Erfc", "ClipByValue", "Abs",
 )
 GRADIENT_NAME = "BrcDeepLift"  # the one registered gradient; it defers to the trace's table
 
@@ -258,6 +258,9 @@ DERIVATIVES: dict[str, Callable] = {
     "Exp": lambda a, y: y,
     "Softplus": lambda a, y: _tf().sigmoid(a),
     "Elu": lambda a, y: _tf().where(a > 0, _tf().ones_like(a), y + 1.0),
+    # GELU's pieces (keras' exact gelu: a * erfc(-a / sqrt 2) / 2)
+    "Erf": lambda a, y: 1.1283791670955126 * _tf().exp(-a * a),
+    "Erfc": lambda a, y: -1.1283791670955126 * _tf().exp(-a * a),
 }
 
 
@@ -730,6 +733,158 @@ class GradientPairwise(Rule):
         return [parts[i] if dep[i] else None for i in range(2)]
 
 
+# ----------------------------------------------------------------------------------------------
+# attention: products of two sequence-dependent tensors, softmax
+# ----------------------------------------------------------------------------------------------
+class _OpWithInputs:
+    """``op`` as TensorFlow's registered gradient functions read it, with other input tensors
+    (same shapes): the gradient of a bilinear op at other operand values."""
+
+    def __init__(self, op: Any, inputs: list) -> None:
+        self._op = op
+        self.inputs = inputs
+        self.skip_input_indices = ()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._op, name)
+
+
+@dataclass(frozen=True)
+class Product(Rule):
+    """A bilinear op B(a, b) (Mul, MatMul, BatchMatMul, Einsum) whose two operands both depend on
+    the sequence, e.g. attention weights times values, queries times keys, GELU's a * Phi(a),
+    layer norm's (a - mean) * rsqrt(var): each operand gets the gradient taken at the midpoint
+    of the other, B(a_x, b_x) - B(a_r, b_r) = B(da, (b_x + b_r) / 2) + B((a_x + a_r) / 2, db)
+    exactly (bilinearity), so summation-to-delta holds. This is the two-player Shapley value of
+    the product and equals integrated gradients of B along the straight line from (a_r, b_r) to
+    (a_x, b_x); as x -> ref it is the gradient. For attention it treats the (mean) attention
+    weights as fixed multipliers of the values and sends the change of the weights, times the
+    mean values, through the softmax (:class:`Softmax`) to the logits. With one
+    sequence-dependent operand the op is linear: the ordinary gradient."""
+
+    def check(self, op: Any, dependent_inputs: list[int]) -> None:
+        """Any operand(s) may depend on the sequence."""
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        trace = DeepLiftTrace.of(op)
+        dep = [t.ref() in trace.dependent for t in op.inputs]
+        if sum(dep) < 2:
+            return _ordinary_gradient(op, grad)
+        px = trace.twin(op)
+        r = trace.references
+        mids = [0.5 * (t + tf.repeat(tx, r, axis=0)) for t, tx in zip(op.inputs, px.inputs,
+                                                                    strict=True)]
+        return _ordinary_gradient(_OpWithInputs(op, mids), grad)
+
+
+@dataclass(frozen=True)
+class SquaredDifference(Rule):
+    """(a - b)^2 (layer norm's variance, tf.nn.moments): the rescale rule on d = a - b,
+    d(d^2) = (d_x + d_r) dd exactly; a gets + that multiplier, b (when it depends on the
+    sequence) -."""
+
+    def check(self, op: Any, dependent_inputs: list[int]) -> None:
+        """Either operand may depend on the sequence."""
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        trace = DeepLiftTrace.of(op)
+        px = trace.twin(op)
+        d_r = op.inputs[0] - op.inputs[1]
+        d_x = tf.repeat(px.inputs[0] - px.inputs[1], trace.references, axis=0)
+        m = grad * (d_x + d_r)
+        dep = [t.ref() in trace.dependent for t in op.inputs]
+        return _reduce_to_inputs(op, [m if dep[0] else None, -m if dep[1] else None])
+
+
+def _reduce_to_inputs(op: Any, grads: list) -> list:
+    """Element-wise gradients of the output's shape summed back to each (broadcast) input."""
+    tf = _tf()
+    out = []
+    for t, g in zip(op.inputs, grads, strict=True):
+        if g is None:
+            out.append(None)
+            continue
+        axes, _ = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(t), s1=tf.shape(g))
+        out.append(tf.reshape(tf.reduce_sum(g, axes), tf.shape(t)))
+    return out
+
+
+@dataclass(frozen=True)
+class MomentsStopGradient(Rule):
+    """The StopGradient of tf.nn.moments (keras' LayerNormalization): variance =
+    mean((a - stop_gradient(mean(a))))^2 over the same axes. Dropping the mean's path is exact
+    for DeepLIFT too: its multiplier would be -(upstream) * sum_i (d_x,i + d_r,i) over the
+    reduced axes, and the deviations from the mean sum to zero for x and for the reference. Any
+    other StopGradient on the path is refused."""
+
+    def check(self, op: Any, dependent_inputs: list[int]) -> None:
+        source = op.inputs[0].op
+        consumers = op.outputs[0].consumers()
+        if source.type != "Mean" or not consumers or any(
+                c.type != "SquaredDifference" or c.inputs[1].ref() != op.outputs[0].ref()
+                or c.inputs[0].ref() != source.inputs[0].ref() for c in consumers):
+            raise UserError(f"op {op.name} (StopGradient) lies between the sequence input and "
+                            "the explained output outside tf.nn.moments' variance; DeepLIFT "
+                            "would drop that path")
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        return [None]
+
+
+def _secant_exp(a_x: Any, a_r: Any) -> Any:
+    """(exp(a_x) - exp(a_r)) / (a_x - a_r), stable for any difference: exp of the midpoint times
+    sinh(t) / t, t = (a_x - a_r) / 2 (expm1 for small t), the plain quotient where |t| > 20
+    (well conditioned there, and sinh would overflow)."""
+    tf = _tf()
+    t = 0.5 * (a_x - a_r)
+    mid = tf.exp(0.5 * (a_x + a_r))
+    large = tf.abs(t) > 20.0
+    tiny = tf.abs(t) < 1e-20
+    safe = tf.where(large | tiny, tf.ones_like(t), t)
+    sinhc = tf.where(tiny, tf.ones_like(t), 0.5 * (tf.math.expm1(safe) - tf.math.expm1(-safe))
+                     / safe)
+    quotient = (tf.exp(a_x) - tf.exp(a_r)) / tf.where(large, a_x - a_r, tf.ones_like(t))
+    return tf.where(large, quotient, mid * sinhc)
+
+
+@dataclass(frozen=True)
+class Softmax(Rule):
+    """Exact DeepLIFT multipliers of softmax over the last axis, O(length) per row, from rescale
+    rules of its pieces: A = exp(z), z = l - lse(l). The change of each weight is
+    dA_j = e_j dz_j with e_j the secant of exp between z_r and z_x; dz_j = dl_j - d(lse), and
+    d(lse) = sum_k w_k dl_k with w_k = (d log S / dS) (exp(l_x,k - c) - exp(l_r,k - c)) / dl_k,
+    S = sum_k exp(l_k - c) and c one shift common to x and reference (their larger maximum), so
+    d(lse) is exact whatever the shift. Upstream multipliers g on A give the logits
+    m_k = g_k e_k - w_k sum_j g_j e_j (sum_k m_k dl_k = sum_j g_j dA_j exactly). The secants
+    are computed as exp(midpoint) sinh(t)/t (no cancellation as the change vanishes; the limit is
+    the softmax Jacobian)."""
+
+    def gradient(self, op: Any, grad: Any) -> list:
+        tf = _tf()
+        trace = DeepLiftTrace.of(op)
+        r = trace.references
+        px = trace.twin(op)
+        l_r = op.inputs[0]
+        l_x = tf.repeat(px.inputs[0], r, axis=0)
+        z_r, z_x = tf.nn.log_softmax(l_r, axis=-1), tf.nn.log_softmax(l_x, axis=-1)
+        e = _secant_exp(z_x, z_r)  # dA = e * dz
+        c = tf.stop_gradient(tf.maximum(tf.reduce_max(l_x, -1, keepdims=True),
+                                        tf.reduce_max(l_r, -1, keepdims=True)))
+        s_x = tf.reduce_sum(tf.exp(l_x - c), -1, keepdims=True)
+        s_r = tf.reduce_sum(tf.exp(l_r - c), -1, keepdims=True)
+        # d log S / dS = atanh(q) / (q S_mid), q = (S_x - S_r) / (S_x + S_r)
+        s_mid = 0.5 * (s_x + s_r)
+        q = (s_x - s_r) / (s_x + s_r)
+        small = tf.abs(q) < 1e-3
+        atanhc = tf.where(small, 1.0 + q * q / 3.0,
+                          tf.atanh(q) / tf.where(small, tf.ones_like(q), q))
+        w = atanhc / s_mid * _secant_exp(l_x - c, l_r - c)
+        g = grad * e
+        return [g - w * tf.reduce_sum(g, -1, keepdims=True)]
+
+
 def _rescale(op_type: str) -> Callable[[MaxPoolRule], Rule]:
     return lambda division: Rescale(DERIVATIVES.get(op_type))
 
@@ -742,6 +897,10 @@ RULES: dict[str, Callable[[MaxPoolRule], Rule]] = {
     "Max": lambda rule: rule.reduce_max(),
     "Maximum": lambda rule: rule.pairwise(_tf().maximum),
     "Minimum": lambda rule: rule.pairwise(_tf().minimum),
+    **{op_type: (lambda rule: Product()) for op_type in BILINEAR_OPS},
+    "Softmax": lambda rule: Softmax(),
+    "SquaredDifference": lambda rule: SquaredDifference(),
+    "StopGradient": lambda rule: MomentsStopGradient(),
 }
 
 
@@ -793,8 +952,11 @@ def rescale_product_target(l_ref: Any, l_x: Any, references: int) -> Any:
 def pair_ops(ops_x: list, ops_r: list, rules: dict[str, Rule]) -> dict:
     """Match the overridden ops of the reference branch with those of the x branch (same model,
     same code path: same op types in the same order); reference op name -> x-branch op."""
-    xs = [op for op in ops_x if op.type in rules]
-    rs = [op for op in ops_r if op.type in rules]
+    def explained(op: Any) -> bool:  # shape arithmetic (int Mul, ...) is never explained
+        return op.type in rules and any(t.dtype.is_floating for t in op.outputs)
+
+    xs = [op for op in ops_x if explained(op)]
+    rs = [op for op in ops_r if explained(op)]
     if [op.type for op in xs] != [op.type for op in rs]:
         raise UserError("the model builds a different graph for different batches; DeepLIFT "
                         "cannot pair the activations of x and its references")

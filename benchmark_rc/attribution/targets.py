@@ -141,11 +141,72 @@ def strip_sigmoid(t: Any) -> Any:
     return t
 
 
+@dataclass(frozen=True)
+class TrackTarget:
+    """Explain a binned-track head (the tracks task, e.g. enformer's "tracks") as the sum of its
+    predicted rates over bins: ``track`` (a channel index; None: the mean over the head's
+    channels) summed over the central ``bins`` bins (None: all bins). Pass it as ``output`` to
+    any method, e.g. ``deepshap(model, x, output=TrackTarget("tracks", 0, bins=2))`` explains
+    the promoter track at the two central bins of the long-range simulation.
+
+    A rate sum is an ordinary function of the input, so integrated gradients are complete for
+    it; and it is RC-invariant for an RC-equivariant model when the channel is unstranded (or
+    the mean over a stranded head's pairs) and the bins are centred. (The bare head name,
+    ``output="tracks"``, the task's default, explains BPNet's profile target of that head
+    instead: the shape of the track, sum_i l_i softmax(l)_i of the mean-centred rates.)"""
+
+    head: str = "tracks"
+    track: int | None = None
+    bins: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.track is not None and (not isinstance(self.track, int | np.integer)
+                                       or self.track < 0):
+            raise UserError(f"TrackTarget track must be a channel index >= 0, got {self.track!r}")
+        if self.bins is not None and (not isinstance(self.bins, int | np.integer)
+                                      or self.bins < 1):
+            raise UserError(f"TrackTarget bins must be a positive integer, got {self.bins!r}")
+
+    def check(self, head: Any) -> None:
+        """Raise UserError unless ``head`` is (N, bins, channels) and the choice fits it."""
+        if len(head.shape) != 3:
+            raise UserError(f"TrackTarget: head {self.head!r} has shape {tuple(head.shape)}, "
+                            "expected binned tracks (N, bins, channels)")
+        total, channels = head.shape[1], head.shape[2]
+        if self.track is not None and self.track >= channels:
+            raise UserError(f"TrackTarget track {self.track} out of range: head {self.head!r} "
+                            f"has {channels} channels")
+        if self.bins is not None and total is not None and (
+                self.bins > total or (total - self.bins) % 2):
+            raise UserError(f"TrackTarget bins {self.bins}: head {self.head!r} has {total} "
+                            "bins; choose at most that many, leaving an even number to crop "
+                            "(centred)")
+
+    def reduce(self, head: Any) -> Any:
+        """(N, B, C) -> (N,): the sum over the chosen bins of the chosen channel(s)."""
+        import tensorflow as tf
+
+        if self.bins is not None:
+            crop = (int(head.shape[1]) - self.bins) // 2
+            head = head[:, crop:crop + self.bins]
+        values = (tf.reduce_mean(head, axis=-1) if self.track is None
+                  else head[:, :, self.track])
+        return tf.reduce_sum(values, axis=-1)
+
+
 def select_head(outputs: Any, output: Any, logits: bool):
     """Choose the explained head tensor and how it is reduced to one scalar per example.
 
-    Returns (head tensor, kind) with kind in {"profile", "mean", ("column", j)}.
+    Returns (head tensor, kind) with kind in {"profile", "mean", ("column", j), a
+    :class:`TrackTarget`}.
     """
+    if isinstance(output, TrackTarget):
+        if not isinstance(outputs, dict) or output.head not in outputs:
+            heads = sorted(outputs) if isinstance(outputs, dict) else "one unnamed head"
+            raise UserError(f"TrackTarget head {output.head!r}: the model's heads are {heads}")
+        head = outputs[output.head]
+        output.check(head)
+        return head, output
     if isinstance(outputs, dict):
         keys = sorted(outputs)
         name, col = (output if isinstance(output, tuple) else (output, None))
@@ -201,6 +262,8 @@ def reduce_head(head: Any, kind: Any, *, product: Callable[[Any], Any] | None = 
     (:func:`benchmark_rc.attribution.rules.rescale_product_target`)."""
     import tensorflow as tf
 
+    if isinstance(kind, TrackTarget):
+        return kind.reduce(head)
     if kind == "profile":
         lc = centred(head)
         if product is not None:
