@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copy the committed files of results/koo from the scratch sweep directory.
 set -euo pipefail
-OUT=${OUT:-/tmp/koo/sweep}
+OUT=${OUT:-runs/koo}
 DEST=results/koo
 cp "$OUT/results.csv" "$DEST/results.csv"
 cp "$OUT/interpret/table.md" "$DEST/interpret_table.md"

@@ -3,7 +3,7 @@
 # after more runs finish). 100 positive test sequences per run for the attributions (Koo: 500;
 # CPU), 10 position-shuffled references, logits explained; filters on the whole test split.
 set -euo pipefail
-OUT=${OUT:-/tmp/koo/sweep}
+OUT=${OUT:-runs/koo}
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=1
 export TF_CPP_MIN_LOG_LEVEL=2
 .venv/bin/benchmark-rc interpret --sweep "$OUT" --out "$OUT/interpret" --n-seqs 100 --n-refs 10

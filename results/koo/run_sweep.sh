@@ -5,7 +5,7 @@
 # seed 1535 standard (relu vs exponential, CNN-dist then CNN-deep), then posthoc (the rcaug
 # run conjoined), then rcps, then seed 1780 of everything.
 set -euo pipefail
-OUT=${OUT:-/tmp/koo/sweep}
+OUT=${OUT:-runs/koo}
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=1
 export TF_CPP_MIN_LOG_LEVEL=2
 for strategy in standard posthoc rcps; do
