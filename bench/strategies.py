@@ -175,6 +175,39 @@ def to_tensors(v):
     return tf.constant(v)
 
 
+def interleaved_step_times(models: dict, data: dict, rounds: int, steps: int,
+                           warmup: int = 3) -> tuple[dict, dict]:
+    """Wall and process-CPU seconds per training step of each model on its (x, y) batch:
+    ``warmup`` steps each (trace), then ``rounds`` interleaved rounds of ``steps`` steps per
+    model, so that load drift from other processes hits every model alike. Returns
+    (wall, cpu): name -> list of per-step seconds, one per round."""
+    for name, model in models.items():
+        for _ in range(warmup):
+            model.train_on_batch(*data[name])
+    wall: dict[str, list[float]] = {name: [] for name in models}
+    cpu: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for _ in range(steps):
+                model.train_on_batch(*data[name])
+            wall[name].append((time.perf_counter() - start) / steps)
+            cpu[name].append((time.process_time() - start_cpu) / steps)
+    return wall, cpu
+
+
+def step_stats(wall: list[float], cpu: list[float]) -> dict[str, float]:
+    """Median and minimum wall time and median process-CPU time per step."""
+    return {"wall_median": statistics.median(wall), "wall_min": min(wall),
+            "cpu_median": statistics.median(cpu)}
+
+
+def machine() -> dict:
+    """Platform, processor, CPU count and the load averages now."""
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg()}
+
+
 def run(archs: list[str], strategies: list[str], rounds: dict[str, int], steps: int) -> dict:
     results: dict = {}
     for arch in archs:
@@ -190,31 +223,12 @@ def run(archs: list[str], strategies: list[str], rounds: dict[str, int], steps: 
             models["naive-rcps-half"] = naive_rcps_half_binary()
             data["naive-rcps-half"] = (to_tensors(x), to_tensors(y))
             params["naive-rcps-half"] = models["naive-rcps-half"].count_params()
-        for name, model in models.items():  # warm-up: trace + 2 steps
-            for _ in range(3):
-                model.train_on_batch(*data[name])
-        wall: dict[str, list[float]] = {name: [] for name in models}
-        cpu: dict[str, list[float]] = {name: [] for name in models}
-        for _ in range(rounds[arch]):
-            for name, model in models.items():
-                start, start_cpu = time.perf_counter(), time.process_time()
-                for _ in range(steps):
-                    model.train_on_batch(*data[name])
-                wall[name].append((time.perf_counter() - start) / steps)
-                cpu[name].append((time.process_time() - start_cpu) / steps)
-        base = {
-            "wall_median": statistics.median(wall["standard"]),
-            "wall_min": min(wall["standard"]),
-            "cpu_median": statistics.median(cpu["standard"]),
-        }
+        wall, cpu = interleaved_step_times(models, data, rounds[arch], steps)
+        base = step_stats(wall["standard"], cpu["standard"])
         results[arch] = {}
         for name in models:
             rcaug = name != "naive-rcps-half" and get_strategy(name).rc_augment
-            stats = {
-                "wall_median": statistics.median(wall[name]),
-                "wall_min": min(wall[name]),
-                "cpu_median": statistics.median(cpu[name]),
-            }
+            stats = step_stats(wall[name], cpu[name])
             results[arch][name] = {
                 "ratio_to_standard": {k: v / base[k] for k, v in stats.items()},
                 # irrep vs RCPS at equal channel counts (issue 14)
@@ -256,12 +270,7 @@ def main() -> int:
         "irrep_vs_rcps": "ratio_to_rcps of irrep / irrep-kmer: step time at equal channels",
         "parameters": vars(args) | {"out": _repo_relative(args.out), "batch_sizes": BATCH,
                                     "rcaug_batch": "2 x (batch + RC)"},
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "load_average_at_end": os.getloadavg(),
-        },
+        "machine": machine(),
         "versions": versions(("tensorflow", "keras", "numpy", "benchmark_rc")),
         "note": "absolute times are inflated by other processes; ratios measured in the same "
                 "interleaved run are the result",

@@ -19,6 +19,10 @@ cropped to 24; F = 64, 2 transformer blocks, 4 heads); the published model is
 ``input_length=196608, filters=1536, channel_step=128, n_transformer=11, heads=8, key_size=64,
 position_features=192, output_bins=896`` (and ``num_tracks`` = its 5313 human tracks).
 
+``n_transformer=0`` is the conv-only ablation: no attention, so each bin sees only the conv
+tower's receptive field (:func:`conv_receptive_field`, 646 bp at the defaults, against the whole
+4096-bp window with attention); the ``long-range`` preset trains it next to the full model.
+
 Every strategy but the irrep ones (no irrep attention: refused, docs/models.md): the RC kit makes
 each block RC-shared, the attention exactly equivariant (:mod:`benchmark_rc.layers.attention`).
 """
@@ -53,6 +57,17 @@ def tower_filters(hp: dict) -> list[int]:
 
 def bin_size(hp: dict) -> int:
     return 2 ** (int(hp["n_tower"]) + 1)
+
+
+def conv_receptive_field(hp: dict) -> int:
+    """Receptive field in bp of one output bin of the conv stem + tower (the whole model when
+    ``n_transformer=0``, the conv-only ablation): the stem conv adds ``stem_kernel`` - 1, each
+    attention pooling (pool 2) at resolution r adds r, each tower conv of width k at resolution
+    r adds (k - 1) r; pointwise convs add nothing. stem_kernel + 1 + tower_kernel (2^(n+1) - 2):
+    646 bp at the defaults (a 128-bp bin sees 259 bp either side). With transformer blocks every
+    bin sees the whole input."""
+    n = int(hp["n_tower"])
+    return int(hp["stem_kernel"]) + 1 + int(hp["tower_kernel"]) * (2 ** (n + 1) - 2)
 
 
 def _check(hp: dict) -> None:
