@@ -44,6 +44,25 @@ def _koo_datasets(kind: str, archs: tuple[str, ...], activations: tuple[str, ...
             for arch in archs for act in activations]
 
 
+# enformer (issue 13): every strategy but the irrep ones, which it refuses
+# (list_strategies("enformer"); tests/test_enformer.py checks the two lists agree)
+ENFORMER_STRATEGIES = ["standard", "rcaug", "posthoc", "posthoc-prob", "conjoined",
+                       "conjoined-max", "rcps", "rcps-avg", "rcps-weighted", "rcps-half",
+                       "hybrid-early", "hybrid-later", "hybrid-all"]
+
+
+def _long_range_datasets(simulate: dict[str, Any] | None = None,
+                         hparams: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The long-range simulation (``simulate long-range``) for the full enformer and for its
+    conv-only ablation (``n_transformer=0``: each bin sees only the conv tower's receptive
+    field, 646 bp at the defaults); both entries generate the same seeded file."""
+    sim = {"kind": "long-range", **(simulate or {})}
+    return [{"name": "long-range", "arch": "enformer", "simulate": dict(sim),
+             "hparams": dict(hparams or {})},
+            {"name": "long-range-convonly", "arch": "enformer", "simulate": dict(sim),
+             "hparams": {**(hparams or {}), "n_transformer": 0}}]
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "description": "every strategy x {sim, bpnet} on tiny generated data, 1 seed, "
@@ -133,6 +152,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "strategies": "all",
         "seeds": [1],
         "train": {"epochs": 1, "batch_size": 16, "steps_per_epoch": 1, "patience": 0},
+        "evaluate": {"split": "test"},
+    },
+    "long-range": {
+        "description": "long-range simulation (promoter driven by enhancers up to the full "
+                       "4-kb window) x enformer and its conv-only ablation (n_transformer=0) x "
+                       "every enformer strategy x 3 seeds, tracks protocol (GPU image)",
+        "datasets": _long_range_datasets(),
+        "strategies": ENFORMER_STRATEGIES,
+        "seeds": PAPER_SEEDS[:3],
+        "train": {},
+        "evaluate": {"split": "test"},
+    },
+    "long-range-cpu": {
+        "description": "long-range reduced for a CPU: enformer + conv-only ablation x standard, "
+                       "rcaug (+ posthoc from it), conjoined, rcps x 1 seed, <= 10 epochs",
+        "datasets": _long_range_datasets(),
+        "strategies": ["standard", "rcaug", "posthoc", "conjoined", "rcps"],
+        "seeds": PAPER_SEEDS[:1],
+        "train": {"epochs": 10},
         "evaluate": {"split": "test"},
     },
     "paper-binary": {

@@ -9,6 +9,8 @@ stranded pairs (+1, -1, +2, -2, ...) reversed with each pair's strands swapped.
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -211,3 +213,99 @@ def test_keras_and_h5_reload_in_a_fresh_process(tmp_path, strategy):
         for key in want:  # another process may pick other kernels: the model's round-off
             assert_f32_close(got[key], want[key], rtol=f32_rtol(model_terms(model)),
                              err_msg=f"{fmt} {key}")
+
+
+# ---------------------------------------------------------------- conv-only ablation, long range
+
+
+def test_conv_only_ablation_cuts_the_receptive_field_off():
+    """n_transformer=0: a bin sees only the conv tower, conv_receptive_field = 15 + 1 +
+    5 (2^4 - 2) = 86 bp here (TINY: 16-bp bins); a base changed farther than that from the bin
+    leaves its output bit-identical (the conv tower never reads it), one inside the bin moves
+    it. With attention (every weight random, so the blocks are not the identity they start as)
+    the same distant change moves every bin."""
+    from benchmark_rc.architectures.enformer import conv_receptive_field
+
+    hp = {**get_architecture("enformer").defaults, **TINY}
+    field = conv_receptive_field(hp)
+    assert field == 86
+    crop = (TINY["input_length"] // 16 - TINY["output_bins"]) // 2
+    centre = TINY["output_bins"] // 2  # its bases: 16 (centre + crop) .. + 15
+    first = 16 * (centre + crop)
+    x = dna(2, TINY["input_length"], 8)
+    far = [0, 40, first - field]  # at least the receptive field away from the bin
+    changes = {}
+    for n_transformer in (0, 2):
+        model = build_model("enformer", "standard", seed=1,
+                            **{**TINY, "n_transformer": n_transformer})
+        randomize(model, 9)
+        y = outputs(model, x)["tracks"][:, centre]
+        for pos in [*far, first + 3]:
+            x2 = x.copy()
+            x2[:, pos] = np.roll(x2[:, pos], 1, axis=-1)
+            changes[n_transformer, pos] = np.abs(outputs(model, x2)["tracks"][:, centre] - y).max()
+        scale = np.abs(y).max()
+    for pos in far:
+        assert changes[0, pos] == 0.0, (pos, changes)
+        assert changes[2, pos] > 1e-4 * scale, (pos, changes)  # far above float32 round-off
+    assert changes[0, first + 3] > 1e-4 * scale, changes
+
+
+def test_enformer_strategy_list_of_the_presets():
+    from benchmark_rc.presets import ENFORMER_STRATEGIES, get_preset
+
+    assert ENFORMER_STRATEGIES == list_strategies("enformer")
+    preset = get_preset("long-range")
+    assert preset["strategies"] == ENFORMER_STRATEGIES and len(preset["seeds"]) == 3
+    ablation = [d for d in preset["datasets"] if d["hparams"].get("n_transformer") == 0]
+    assert len(ablation) == 1 and ablation[0]["simulate"] == preset["datasets"][0]["simulate"]
+    cpu = get_preset("long-range-cpu")
+    assert set(cpu["strategies"]) == {"standard", "rcaug", "posthoc", "conjoined", "rcps"}
+    assert len(cpu["seeds"]) < len(preset["seeds"]) and cpu["train"]["epochs"] <= 10
+    from benchmark_rc.benchmark import make_jobs, resolve_config
+
+    for config in (preset, cpu):  # the sweep accepts them: strategies, archs, keys
+        jobs = make_jobs(resolve_config(config))
+        assert {job.dataset["name"] for job in jobs} == {"long-range", "long-range-convonly"}
+
+
+@pytest.mark.slow
+def test_long_range_preset_end_to_end_one_tiny_run_per_strategy(tmp_path):
+    """The long-range preset through the sweep (simulation, training, evaluation, results):
+    one tiny run of every strategy on the simulated task, and the conv-only ablation entry for
+    standard (a second sweep), shrunk: 512-bp sequences in 16-bp bins (n_tower 3), 40
+    sequences, 1 epoch of 1 step, 1 seed. (6-15 minutes in all on the loaded 2-core machine of
+    issue 13: 12 runs, each building, training, saving and evaluating an enformer.)"""
+    from benchmark_rc.benchmark import read_results, run_sweep
+    from benchmark_rc.presets import get_preset
+
+    config = get_preset("long-range")
+    for d in config["datasets"]:
+        d["simulate"].update(num_seqs=40, seq_len=512, bin_size=16, out_bins=28)
+        d["hparams"].update({k: v for k, v in TINY.items()
+                             if k not in ("input_length", "output_bins", "num_tracks",
+                                          "num_stranded")})
+    config["seeds"] = [1]
+    config["train"] = {"epochs": 1, "batch_size": 16, "steps_per_epoch": 1, "patience": 0}
+    full, ablation = dict(config), dict(config)
+    full["datasets"], ablation["datasets"] = config["datasets"][:1], config["datasets"][1:]
+    ablation["strategies"] = ["standard"]
+    rows = []
+    for part, cfg in (("full", full), ("ablation", ablation)):
+        summary = run_sweep(cfg, tmp_path / part, progress=False)
+        rows += read_results(tmp_path / part / "results.csv")
+        assert summary["failed"] == 0, [r["error"] for r in rows if r["status"] != "ok"]
+    for name, strategies in (("long-range", list_strategies("enformer")),
+                             ("long-range-convonly", ["standard"])):
+        mine = [r for r in rows if r["dataset"] == name]
+        assert sorted(r["strategy"] for r in mine) == sorted(strategies)
+        for r in mine:
+            part = "full" if name == "long-range" else "ablation"
+            config = json.loads((tmp_path / part / "runs" / r["run_id"] / "config.json")
+                                .read_text())
+            if not config.get("posthoc_of"):  # post-hoc runs reuse their base run's model
+                want = 0 if part == "ablation" else 2  # the ablation's hparam, else the default
+                assert config["model_hparams"].get("n_transformer", 2) == want, config
+            assert r["arch"] == "enformer" and np.isfinite(float(r["pearson"])), r
+            if get_strategy(r["strategy"]).equivariant:
+                assert float(r["rc_divergence"]) < 1e-4, r
