@@ -148,10 +148,12 @@ def fmt(value, digits=4) -> str:
     return str(value)
 
 
-def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
+def markdown_table(frame: pd.DataFrame, columns: list[str],
+                   digits: dict[str, int] | None = None) -> str:
+    digits = digits or {}
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(fmt(row[c]) for c in columns) + " |")
+        lines.append("| " + " | ".join(fmt(row[c], digits.get(c, 4)) for c in columns) + " |")
     return "\n".join(lines)
 
 
@@ -211,25 +213,33 @@ def report(results: pd.DataFrame, curves: pd.DataFrame, committed: Path, old: st
                  .reset_index())
         means["epochs"] = means["epochs"].astype(float)
         lines += [markdown_table(means, ["strategy", "side", "n", "test_auroc", "test_auprc",
-                                         "epochs"]), ""]
+                                         "epochs"], {"epochs": 1}), ""]
     lines += ["## Do the curves track the original's?", "",
               "Mean |Δ validation auROC| over the epochs both runs trained. `vs original, same "
               "seed`: each side against the original run of the same seed (the two frameworks "
               "draw different initial weights and batch orders from the same seed, so this is "
               "a seed-noise-sized comparison, not a bitwise one). `original seed vs seed`: the "
-              "original's two seeds against each other, the seed noise.", "",
+              "original's two seeds against each other, the seed noise (and the same for ours). "
+              "`compat original vs default`: benchmark_rc's two layer sets from the same seed "
+              "(same initial weights and batch order), the effect of the compat layers alone.",
+              "",
               "| strategy | seed | compat original vs original | default vs original | "
-              "original seed vs seed |", "|---|---|---|---|---|"]
+              "original seed vs seed | ours default seed vs seed | compat original vs default, "
+              "same seed |", "|---|---|---|---|---|---|---|"]
     for strategy, _ in STRATEGIES:
         noise = curve_distance(curves, ("original", strategy, SEEDS[0]),
                                ("original", strategy, SEEDS[1]))
+        ours_noise = curve_distance(curves, ("ours-default", strategy, SEEDS[0]),
+                                    ("ours-default", strategy, SEEDS[1]))
         for seed in SEEDS:
             compat = curve_distance(curves, ("ours-compat-original", strategy, seed),
                                     ("original", strategy, seed))
             default = curve_distance(curves, ("ours-default", strategy, seed),
                                      ("original", strategy, seed))
+            layers = curve_distance(curves, ("ours-compat-original", strategy, seed),
+                                    ("ours-default", strategy, seed))
             lines.append(f"| {strategy} | {seed} | {fmt(compat)} | {fmt(default)} | "
-                         f"{fmt(noise)} |")
+                         f"{fmt(noise)} | {fmt(ours_noise)} | {fmt(layers)} |")
     lines += ["", "![validation auROC per epoch](curves.png)", "",
               "## ours-default and --compat original against results/paper-sim", "",
               "The committed rows of results/paper-sim/results.csv for the same strategy, seed "

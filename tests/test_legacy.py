@@ -496,3 +496,44 @@ def test_rcps_layers_map_to_the_original_stack_layers():
     readout = next(layer for layer in imported("binary_rcps_weighted").layers
                    if isinstance(layer, WeightedSum1D))
     assert readout.units == 1
+
+
+# ------------------------------------------------------------------------------ the committed
+# side-by-side training (results/original-vs-ours, reference/side_by_side_report.py)
+
+SIDE_BY_SIDE = ROOT / "results" / "original-vs-ours"
+
+
+def test_side_by_side_results_are_well_formed_and_complete():
+    """results.csv lists every planned run once (3 sides x 3 strategies x 2 seeds), finished
+    (ok) or not yet (pending: no numbers, no curve), with plausible numbers; curves.csv holds each
+    finished run's epochs 0..epochs-1, and the kept epoch is the first one of the best
+    validation auROC (the protocol's selection). Seed 1535 is complete."""
+    import pandas as pd
+
+    results = pd.read_csv(SIDE_BY_SIDE / "results.csv")
+    curves = pd.read_csv(SIDE_BY_SIDE / "curves.csv")
+    planned = {(side, strategy, seed)
+               for side in ("original", "ours-compat-original", "ours-default")
+               for strategy in ("standard", "rcps", "conjoined") for seed in (1535, 1780)}
+    keys = list(zip(results.side, results.strategy, results.seed, strict=True))
+    assert len(keys) == len(set(keys)) and set(keys) == planned
+    assert set(results.status) <= {"ok", "pending"}
+    assert (results[results.seed == 1535].status == "ok").all()
+    pending = results[results.status == "pending"]
+    assert pending[["epochs", "best_epoch", "test_auroc", "test_auprc"]].isna().all().all()
+    for row in pending.itertuples():
+        assert not ((curves.side == row.side) & (curves.strategy == row.strategy)
+                    & (curves.seed == row.seed)).any(), row
+    done = results[results.status == "ok"].astype({"epochs": int, "best_epoch": int})
+    for row in done.itertuples():
+        assert 1 <= row.epochs <= 200 and 0 <= row.best_epoch < row.epochs
+        for value in (row.best_val_auroc, row.test_auroc, row.test_auprc):
+            assert 0.5 < value <= 1.0
+        curve = curves[(curves.side == row.side) & (curves.strategy == row.strategy)
+                       & (curves.seed == row.seed)]
+        assert curve.epoch.tolist() == list(range(row.epochs)), row
+        auroc = curve.val_auroc.to_numpy()
+        assert int(np.argmax(auroc)) == row.best_epoch, row  # argmax: the first maximum
+        assert auroc[row.best_epoch] == pytest.approx(row.best_val_auroc, rel=1e-12), row
+    assert len(curves) == done.epochs.sum()
