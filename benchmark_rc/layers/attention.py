@@ -435,23 +435,40 @@ class RevCompMultiHeadAttention(RelativeMultiHeadAttention):
 # ----------------------------------------------------------------------------- track heads
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class StrandSymmetricDense(keras.layers.Layer):
-    """Pointwise map of a regular map (B, L, 2F) -> (B, L, units) invariant to the channel flip:
-    kernel [W; reversed W] (W (F, units)) and bias b; y(RC h) = y(h) reversed along length
-    (the RC rule of unstranded tracks)."""
+class _TrackHead(keras.layers.Layer):
+    """Shared arguments of the RC track heads: ``size`` outputs (named by ``_size_name`` in
+    the config), an activation, and a kernel and bias with their initializer / regularizer /
+    constraint options."""
 
     _groups = ("kernel", "bias")
+    _size_name = "units"
 
-    def __init__(self, units: int, activation: Any = None, **kwargs: Any) -> None:
+    def __init__(self, size: int, activation: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("kernel_initializer", "glorot_uniform")
         kwargs.setdefault("bias_initializer", "zeros")
         options = _weight_options(self._groups, kwargs)
         super().__init__(**kwargs)
         for key, value in options.items():
             setattr(self, key, value)
-        self.units = int(units)
+        setattr(self, self._size_name, int(size))
         self.activation = keras.activations.get(activation)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({self._size_name: getattr(self, self._size_name),
+                       "activation": keras.activations.serialize(self.activation),
+                       **_weight_config(self, self._groups)})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StrandSymmetricDense(_TrackHead):
+    """Pointwise map of a regular map (B, L, 2F) -> (B, L, units) invariant to the channel flip:
+    kernel [W; reversed W] (W (F, units)) and bias b; y(RC h) = y(h) reversed along length
+    (the RC rule of unstranded tracks)."""
+
+    def __init__(self, units: int, activation: Any = None, **kwargs: Any) -> None:
+        super().__init__(units, activation, **kwargs)
 
     def build(self, input_shape: tuple) -> None:
         half = _check_even_channels(input_shape[-1], type(self).__name__)
@@ -465,31 +482,17 @@ class StrandSymmetricDense(keras.layers.Layer):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.units)
 
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update({"units": self.units,
-                       "activation": keras.activations.serialize(self.activation),
-                       **_weight_config(self, self._groups)})
-        return config
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class StrandPairDense(keras.layers.Layer):
+class StrandPairDense(_TrackHead):
     """Pointwise map of a regular map (B, L, 2F) -> (B, L, 2 pairs), channels (+1, -1, +2, -2,
     ...): + strand h W + b, - strand h J W + b (W (2F, pairs), b (pairs)); y(RC h) = y(h) with
     the bins reversed and each pair's strands swapped (the RC rule of stranded track pairs)."""
 
-    _groups = ("kernel", "bias")
+    _size_name = "pairs"
 
     def __init__(self, pairs: int, activation: Any = None, **kwargs: Any) -> None:
-        kwargs.setdefault("kernel_initializer", "glorot_uniform")
-        kwargs.setdefault("bias_initializer", "zeros")
-        options = _weight_options(self._groups, kwargs)
-        super().__init__(**kwargs)
-        for key, value in options.items():
-            setattr(self, key, value)
-        self.pairs = int(pairs)
-        self.activation = keras.activations.get(activation)
+        super().__init__(pairs, activation, **kwargs)
 
     def build(self, input_shape: tuple) -> None:
         _check_even_channels(input_shape[-1], type(self).__name__)
@@ -506,10 +509,3 @@ class StrandPairDense(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], 2 * self.pairs)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update({"pairs": self.pairs,
-                       "activation": keras.activations.serialize(self.activation),
-                       **_weight_config(self, self._groups)})
-        return config
