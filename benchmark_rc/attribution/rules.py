@@ -640,8 +640,17 @@ class ReduceMax(Rule):
         return [self.division.multipliers(ax, ar, routed, limit, fuse=trace.fuse), None]
 
 
+class _PairwiseOperands(Rule):
+    """Rules of two-operand Maximum/Minimum: both operands must have one rank (their rules
+    pair elements after broadcasting)."""
+
+    def check(self, op: Any, dependent_inputs: list[int]) -> None:
+        if op.inputs[0].shape.rank != op.inputs[1].shape.rank:
+            raise UserError(f"op {op.name} ({op.type}): operands of different rank")
+
+
 @dataclass(frozen=True)
-class PairwiseMax(Rule):
+class PairwiseMax(_PairwiseOperands):
     """shap's two-input rule for Maximum/Minimum (``fn``): each input gets half of its effect in
     the two orders of arrival (a two-player Shapley value), divided by its change with
     ``division`` (bounded: fn is 1-Lipschitz in each argument); an input-free operand gets no
@@ -649,10 +658,6 @@ class PairwiseMax(Rule):
 
     fn: Callable
     division: MaxRule
-
-    def check(self, op: Any, dependent_inputs: list[int]) -> None:
-        if op.inputs[0].shape.rank != op.inputs[1].shape.rank:
-            raise UserError(f"op {op.name} ({op.type}): operands of different rank")
 
     def gradient(self, op: Any, grad: Any) -> list:
         tf = _tf()
@@ -709,16 +714,12 @@ class GradientReduceMax(Rule):
 
 
 @dataclass(frozen=True)
-class GradientPairwise(Rule):
+class GradientPairwise(_PairwiseOperands):
     """The gradient rule for Maximum/Minimum (``fn``): the upstream multiplier goes to the
     operand ``fn`` picks at x (the first one at ties, as TensorFlow's gradient); an input-free
     operand gets no gradient."""
 
     fn: Callable
-
-    def check(self, op: Any, dependent_inputs: list[int]) -> None:
-        if op.inputs[0].shape.rank != op.inputs[1].shape.rank:
-            raise UserError(f"op {op.name} ({op.type}): operands of different rank")
 
     def gradient(self, op: Any, grad: Any) -> list:
         tf = _tf()
