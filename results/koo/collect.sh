@@ -6,6 +6,8 @@ DEST=results/koo
 cp "$OUT/results.csv" "$DEST/results.csv"
 cp "$OUT/interpret/table.md" "$DEST/interpret_table.md"
 cp "$OUT/interpret/attribution.csv" "$OUT/interpret/filters.csv" "$DEST/"
+mkdir -p "$DEST/interpret_runs"  # per-run caches: restore.sh resumes from them
+cp "$OUT"/interpret/runs/*.json "$DEST/interpret_runs/"
 rm -rf "$DEST/filters" && mkdir -p "$DEST/filters"
 for d in "$OUT"/interpret/filters/*/; do
   run=$(basename "$d"); mkdir -p "$DEST/filters/$run"
