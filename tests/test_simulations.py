@@ -19,6 +19,7 @@ TINY = {
     "profile": {"num_seqs": 30, "seq_len": 206, "out_len": 100, "jitter_margin": 10,
                 "sigma_pos": 50.0},
     "long-range": {"num_seqs": 20, "seq_len": 512, "out_bins": 4},
+    "realistic": {"num_seqs": 20, "length": 100},
 }
 
 

@@ -4,8 +4,9 @@
 A kind names a generator that takes ``out`` and keyword parameters and returns the path:
 ``paper`` (:func:`~benchmark_rc.data.simulation.simulate_paper`, needs ``length``),
 ``koo-task1``, ``koo-task3`` (:mod:`benchmark_rc.data.simulation`), ``profile``
-(:func:`~benchmark_rc.data.simulation_profile.simulate_profile`) and ``long-range``
-(:func:`~benchmark_rc.data.simulation_long_range.simulate_long_range`). Generators are imported when
+(:func:`~benchmark_rc.data.simulation_profile.simulate_profile`), ``long-range``
+(:func:`~benchmark_rc.data.simulation_long_range.simulate_long_range`) and ``realistic``
+(:func:`~benchmark_rc.data.simulation_realistic.simulate_realistic`). Generators are imported when
 used, so this module stays light.
 """
 
@@ -27,6 +28,7 @@ SIMULATIONS: dict[str, tuple[str, str]] = {
     "koo-task3": ("benchmark_rc.data.simulation", "simulate_koo_task3"),
     "profile": ("benchmark_rc.data.simulation_profile", "simulate_profile"),
     "long-range": ("benchmark_rc.data.simulation_long_range", "simulate_long_range"),
+    "realistic": ("benchmark_rc.data.simulation_realistic", "simulate_realistic"),
 }
 
 
