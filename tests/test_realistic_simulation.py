@@ -275,3 +275,38 @@ def test_stored_ground_truth_is_an_instance_table():
     hit = R.scan(np.array([[0] * 10 + ["ACGT".index(c) for c in "AGATAAGG"] + [0] * 10],
                           dtype=np.int8), {"GATAish": _ppm("AGATAAGG")}, 1e-4)
     assert hit == [Instance(0, 10, 18, "GATAish", 1)]
+
+
+def test_chromosome_split(tmp_path, files):
+    """Rows go to the split of their source record's chromosome (region-named records)."""
+    rng = np.random.default_rng(11)
+    chroms = ["chr1", "chr2", "chr3", "chr4"] * 3
+    pos = _write_fasta(tmp_path / "pos.fa", _planted(rng, 12, 100, [1] * 12),
+                       [f"{c}:{100 * i}-{100 * i + 100}" for i, c in enumerate(chroms)])
+    neg = _write_fasta(tmp_path / "neg.fa", _planted(rng, 8, 100, [0] * 8),
+                       [f"peak{i}::{c}:5-105(+)" for i, c in enumerate(chroms[:8])])
+    assert R.record_chromosome("peak3::chrX:5-105(-)") == "chrX"
+    assert R.record_chromosome("seq1") is None
+    out = R.simulate_realistic(tmp_path / "chrom.h5", positives=pos, negatives=neg,
+                               motifs=str(files["meme"]), valid_chroms="chr2",
+                               test_chroms=["chr3", "chr4"])
+    params = read_attrs(out)["params"]
+    assert params["counts"]["positives"] == 12  # every positive has a planted hit
+    # positives: 3 per chromosome; negatives: 2 per chromosome
+    assert params["counts"]["rows"] == {"train": 5, "valid": 5, "test": 10}
+    assert validate(out) == {"train": 5, "valid": 5, "test": 10}
+    assert params["split"] == {"method": "chromosomes", "valid_chroms": ["chr2"],
+                               "test_chroms": ["chr3", "chr4"]}
+    for split in SPLITS:
+        assert R.read_ground_truth(out, split) == R.rescan(out, split)
+    with pytest.raises(UserError, match="chrom9 match no record"):
+        R.simulate_realistic(tmp_path / "a.h5", positives=pos, motifs=str(files["meme"]),
+                             test_chroms="chrom9")
+    with pytest.raises(UserError, match="record seq0 is not named by its region"):
+        R.simulate_realistic(tmp_path / "b.h5", positives=files["pos"],
+                             motifs=str(files["meme"]), test_chroms="chr1")
+    with pytest.raises(UserError, match="chr2 are both validation and test"):
+        R.simulate_realistic(tmp_path / "c.h5", positives=pos, motifs=str(files["meme"]),
+                             valid_chroms="chr2", test_chroms="chr2,chr3")
+    with pytest.raises(UserError, match="offline simulation splits at random"):
+        R.simulate_realistic(tmp_path / "d.h5", test_chroms="chr1")

@@ -126,6 +126,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--drop-non-acgt", action="store_true",
                    help="drop (and count) records with letters other than ACGT instead of "
                         "failing")
+    s.add_argument("--valid-chroms", metavar="CHROMS",
+                   help="comma-separated validation chromosomes: split by chromosome (needs "
+                        "FASTA records named chrom:start-end; default: random 70/15/15 split)")
+    s.add_argument("--test-chroms", metavar="CHROMS",
+                   help="comma-separated test chromosomes (see --valid-chroms)")
     s.add_argument("--num-seqs", type=int, default=2000,
                    help="offline: positive and negative sources each (default 2000)")
     s.add_argument("--length", type=int, default=400, help="offline: sequence length "
@@ -168,7 +173,8 @@ def _realistic_parameters(args: argparse.Namespace) -> dict:
             "min_pos_hits": args.min_pos_hits, "min_enrichment": args.min_enrichment,
             "negative_hit_fraction": args.negative_hit_fraction,
             "implant_negatives": not args.no_negative_implants,
-            "drop_non_acgt": args.drop_non_acgt}
+            "drop_non_acgt": args.drop_non_acgt, "valid_chroms": args.valid_chroms,
+            "test_chroms": args.test_chroms}
 
 
 def run(args: argparse.Namespace) -> int:

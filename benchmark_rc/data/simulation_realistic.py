@@ -41,6 +41,7 @@ Non-ACGT letters raise :class:`UserError` naming the record and position, unless
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -267,6 +268,43 @@ def read_fasta(path: str | os.PathLike, drop_non_acgt: bool = False,
     return Records(str(path), names, rows, dropped)
 
 
+# A record named by its region: "chr1:100-500", bedtools getfasta's "-s" "chr1:100-500(+)" and
+# "-name" "peak7::chr1:100-500" forms.
+_REGION = re.compile(r"(?:.*::)?([^:\s]+):(\d+)-(\d+)(?:\([+.-]\))?")
+
+
+def record_chromosome(name: str) -> str | None:
+    """The chromosome of a FASTA record named by its region ("chr1:100-500"), else None."""
+    found = _REGION.fullmatch(name)
+    return found.group(1) if found else None
+
+
+def chromosome_splits(chroms: Sequence[str], valid_chroms: Sequence[str],
+                      test_chroms: Sequence[str]) -> dict[str, np.ndarray]:
+    """Rows on ``test_chroms`` -> test, on ``valid_chroms`` -> valid, the rest -> train. A
+    chromosome listed twice, or on no row, raises :class:`UserError`."""
+    both = sorted(set(valid_chroms) & set(test_chroms))
+    if both:
+        raise UserError(f"chromosome(s) {', '.join(both)} are both validation and test")
+    absent = [c for c in sorted(set(valid_chroms) | set(test_chroms)) if c not in set(chroms)]
+    if absent:
+        raise UserError(f"split chromosome(s) {', '.join(absent)} match no record; the records "
+                        f"are on {', '.join(sorted(set(chroms))[:20])}")
+    chroms = np.asarray(chroms)
+    valid, test = np.isin(chroms, list(valid_chroms)), np.isin(chroms, list(test_chroms))
+    return {"train": np.nonzero(~valid & ~test)[0], "valid": np.nonzero(valid)[0],
+            "test": np.nonzero(test)[0]}
+
+
+def _record_chromosomes(records: Records) -> list[str]:
+    chroms = [record_chromosome(n) for n in records.names]
+    if None in chroms:
+        name = records.names[chroms.index(None)]
+        raise UserError(f"{records.path}: record {name} is not named by its region "
+                        "(chrom:start-end), so it cannot be split by chromosome")
+    return chroms
+
+
 def load_motifs(spec: str) -> dict[str, np.ndarray]:
     """Motifs as name -> (W, 4) probabilities from ``spec``: a MEME file, ``jaspar:RELEASE``
     (JASPAR CORE vertebrates, latest versions, offline from pyjaspar) or
@@ -385,12 +423,14 @@ def _plant(rng: np.random.Generator, seqs: np.ndarray, pwms: Mapping[str, np.nda
 class RealisticSimulation:
     """The simulated sequences before writing: final letters (N, L), labels (N,), the source
     row of each final row's pasted hits (``source`` (N,), into the positive or negative sources
-    by label; -1 for negatives without real negatives), the hits pasted into each row, the
-    ground truth (re-scan) per row, the kept motifs and the counts for ``params``."""
+    by label; -1 for negatives without real negatives), the positive source whose shuffle is its
+    background (``background`` (N,)), the hits pasted into each row, the ground truth (re-scan)
+    per row, the kept motifs and the counts for ``params``."""
 
     tokens: np.ndarray
     labels: np.ndarray
     source: np.ndarray
+    background: np.ndarray
     pasted: list[list[Instance]]
     truth: list[list[Instance]]
     motifs: dict[str, np.ndarray]
@@ -425,16 +465,18 @@ def build(pos: np.ndarray, neg: np.ndarray | None, pwms: Mapping[str, np.ndarray
     with_hit = [i for i, hits in enumerate(pos_rows) if hits]
     if not with_hit:
         raise UserError("no positive has a hit of the kept motifs; nothing to simulate")
-    tokens, labels, source, pasted = [], [], [], []
+    tokens, labels, source, origin, pasted = [], [], [], [], []
     for i in with_hit:
         tokens.append(paste_hits(dinucleotide_shuffle(pos[i], rng), pos[i], pos_rows[i]))
         labels.append(1)
         source.append(i)
+        origin.append(i)
         pasted.append(pos_rows[i])
     if neg is not None:
         neg_rows = _by_row([h for h in neg_hits if h.name in keep], num_neg)
         for j in range(num_neg):
-            background = dinucleotide_shuffle(pos[with_hit[rng.integers(len(with_hit))]], rng)
+            origin.append(with_hit[rng.integers(len(with_hit))])
+            background = dinucleotide_shuffle(pos[origin[-1]], rng)
             hits = neg_rows[j] if implant_negatives else []
             tokens.append(paste_hits(background, neg[j], hits))
             labels.append(0)
@@ -444,7 +486,8 @@ def build(pos: np.ndarray, neg: np.ndarray | None, pwms: Mapping[str, np.ndarray
         pool = [h for i in with_hit for h in pos_rows[i]]
         rate = negative_hit_fraction * len(pool) / len(with_hit) if implant_negatives else 0.0
         for _ in range(len(with_hit)):
-            background = dinucleotide_shuffle(pos[with_hit[rng.integers(len(with_hit))]], rng)
+            origin.append(with_hit[rng.integers(len(with_hit))])
+            background = dinucleotide_shuffle(pos[origin[-1]], rng)
             hits = []
             for _ in range(int(rng.poisson(rate))):
                 hit = pool[rng.integers(len(pool))]
@@ -471,8 +514,8 @@ def build(pos: np.ndarray, neg: np.ndarray | None, pwms: Mapping[str, np.ndarray
         "motif_filter": {n: {k: (None if v == float("inf") else v) for k, v in s.items()}
                          for n, s in stats.items()},
     }
-    return RealisticSimulation(final, np.asarray(labels), np.asarray(source), pasted, truth,
-                               motifs, counts)
+    return RealisticSimulation(final, np.asarray(labels), np.asarray(source),
+                               np.asarray(origin), pasted, truth, motifs, counts)
 
 
 def simulate_realistic(out: str | os.PathLike, positives: str | os.PathLike | None = None,
@@ -483,15 +526,25 @@ def simulate_realistic(out: str | os.PathLike, positives: str | os.PathLike | No
                        mean_negative_motifs: float = 0.5, min_pos_hits: int = 1,
                        min_enrichment: float = 0.0, negative_hit_fraction: float = 0.25,
                        implant_negatives: bool = True, drop_non_acgt: bool = False,
-                       fractions: Sequence[float] = (0.7, 0.15, 0.15)) -> Path:
+                       fractions: Sequence[float] = (0.7, 0.15, 0.15),
+                       valid_chroms: str | Sequence[str] | None = None,
+                       test_chroms: str | Sequence[str] | None = None) -> Path:
     """Write the realistic simulation (module docstring) to ``out``; returns the path.
 
     With ``positives`` (and optionally ``negatives``) FASTA files the sources are those
     sequences; ``num_seqs``, ``length``, ``background`` and the ``mean_*`` parameters then do not
     apply. Without, ``num_seqs`` positive and ``num_seqs`` negative sources of ``length`` bp are
     generated offline. ``motifs``: a MEME file or ``jaspar:RELEASE[:ID,...]``
-    (:func:`load_motifs`).
+    (:func:`load_motifs`). Split: random (``fractions``, ``seed``), or by chromosome when
+    ``valid_chroms`` / ``test_chroms`` are given (lists or comma-separated), which needs FASTA
+    records named by their region (``chr1:100-500``): a row belongs to the chromosome of its
+    source record (a negative without real negatives: of the positive shuffled into its
+    background).
     """
+    valid_chroms, test_chroms = (
+        [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else list(v or [])
+        for v in (valid_chroms, test_chroms))
+    by_chrom = bool(valid_chroms or test_chroms)
     if not 0 < threshold < 1:
         raise UserError(f"threshold must be a p-value in (0, 1), got {threshold}")
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9:
@@ -500,6 +553,9 @@ def simulate_realistic(out: str | os.PathLike, positives: str | os.PathLike | No
     if positives is None and negatives is not None:
         raise UserError("negatives need positives: give --positives too, or neither for the "
                         "offline Markov-2 simulation")
+    if by_chrom and positives is None:
+        raise UserError("a chromosome split needs --positives FASTA records named by their "
+                        "region (chrom:start-end); the offline simulation splits at random")
     if positives is not None and background is not None:
         raise UserError("background fits the offline Markov-2 model; it does not apply with "
                         "--positives")
@@ -513,7 +569,9 @@ def simulate_realistic(out: str | os.PathLike, positives: str | os.PathLike | No
         "labels": ["positive"], "shuffle": "dinucleotide (Altschul-Erickson)",
         "scanner": "FIMO (memelite), both strands",
         "ground_truth": "FIMO re-scan of the final sequences with the kept motifs",
-        "split": {"method": "random permutation", "seed": seed},
+        "split": ({"method": "chromosomes", "valid_chroms": valid_chroms,
+                   "test_chroms": test_chroms} if by_chrom
+                  else {"method": "random permutation", "seed": seed}),
     }
     if positives is None:
         if num_seqs < 1 or length < 1:
@@ -555,7 +613,16 @@ def simulate_realistic(out: str | os.PathLike, positives: str | os.PathLike | No
     y = sim.labels.astype(np.float32)[:, None]
     truth = [[Instance(i, h.start, h.end, h.name, h.strand) for h in row]
              for i, row in enumerate(sim.truth)]
-    return _write(out, x, y, truth, _random_splits(len(x), fractions, seed), params, sim.motifs)
+    if by_chrom:
+        pos_chroms = _record_chromosomes(pos_records)
+        neg_chroms = None if neg_records is None else _record_chromosomes(neg_records)
+        chroms = [pos_chroms[s] if y_ else neg_chroms[s] if neg_chroms else pos_chroms[b]
+                  for y_, s, b in zip(sim.labels, sim.source, sim.background, strict=True)]
+        splits = chromosome_splits(chroms, valid_chroms, test_chroms)
+    else:
+        splits = _random_splits(len(x), fractions, seed)
+    params["counts"]["rows"] = {k: int(len(v)) for k, v in splits.items()}
+    return _write(out, x, y, truth, splits, params, sim.motifs)
 
 
 def read_ground_truth(path: str | os.PathLike, split: str) -> list[Instance]:
