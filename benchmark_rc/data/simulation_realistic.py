@@ -32,7 +32,8 @@ One pipeline serves user files and the offline default:
    threshold: stored in each split's ``motifs`` table (row, 0-based start, exclusive end, motif,
    strand), so chance hits in the shuffled background count too, as in Prakash (§3.8). The kept
    motifs go to ``motif_pwms``. Labels (N, 1): positive = 1. Random split by ``seed``
-   (``fractions``, default 70/15/15).
+   (``fractions``, default 70/15/15), or by chromosome for region-named FASTA records
+   (``valid_chroms``, ``test_chroms``).
 
 Non-ACGT letters raise :class:`UserError` naming the record and position, unless
 ``drop_non_acgt`` (Prakash drops such sequences), which drops those records and counts them.
