@@ -17,7 +17,7 @@ from benchmark_rc.attribution.gradients import (
     integrated_gradients,
     saliency,
 )
-from benchmark_rc.attribution.ism import ism
+from benchmark_rc.attribution.ism import ism, ism_fast
 from benchmark_rc.attribution.methods import (
     METHODS,
     AttributionMethod,
@@ -40,6 +40,7 @@ __all__ = [
     "input_x_gradient",
     "integrated_gradients",
     "ism",
+    "ism_fast",
     "motif_mask",
     "predict_target",
     "rc_consistency",
