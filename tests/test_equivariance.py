@@ -72,7 +72,13 @@ EQUIVARIANT = [c for c in CASES if get_strategy(c[1]).equivariant]
 NON_EQUIVARIANT = [c for c in CASES if not get_strategy(c[1]).equivariant]
 
 
-SMALL = {"enformer": {"filters": 8, "heads": 2}}  # filters a multiple of heads, even at 1/4
+SMALL = {"enformer": {"filters": 8, "heads": 2},  # filters a multiple of heads, even at 1/4
+         # randomly initialised basset / beluga barely depend on their input (probabilities
+         # within ~1% of each other), so the non-equivariant controls clear their bar by a few
+         # times only: with these sizes by 9-10x (basset) and 2.2-3.6x (beluga); the published
+         # hidden widths (1000 / 2003) raise the bar above the RC errors
+         "basset": {"filters": 4, "dense_units": 8, "num_tasks": 4},
+         "beluga": {"filters": 2, "dense_units": 8}}
 
 
 def small(arch: str) -> dict:

@@ -27,6 +27,9 @@ models stay exactly equivariant for every activation. The irrep kit applies the 
 activation to a (+1) channels only and an odd function (tanh) to b (-1) channels, so
 ``exponential`` (neither even nor odd) acts on a channels and b channels get tanh, which is
 what equivariance allows; trunk pools of irrep maps use :class:`IrrepMaxPool1D`.
+
+:class:`ConvSpec`, :func:`conv_block`, :func:`scaled_widths`, :func:`tile_for_pool` and
+:func:`sequence_input` also build Basset and Beluga (:mod:`benchmark_rc.architectures.basset`).
 """
 
 from __future__ import annotations
@@ -47,14 +50,17 @@ KOO_ACTIVATIONS = ("relu", "exponential", "sigmoid", "tanh", "softplus", "elu", 
 
 @dataclass(frozen=True)
 class ConvSpec:
-    """One conv block: width, kernel, padding ("same" | "valid"), dropout, trunk pool after it
-    (None: no pool; the last block's pool is the head's)."""
+    """One conv block: width, kernel, padding ("same" | "valid"), dropout (0: no dropout
+    layer), trunk pool after it (None: no pool; the last block's pool is the head's) and
+    ``ceil_pool``: pad the map to a whole number of pool windows first (:func:`tile_for_pool`;
+    Basset's pools round up, Koo's tile their input exactly)."""
 
     filters: int
     kernel: int
     padding: str
     dropout: float
     pool: int | None
+    ceil_pool: bool = False
 
 
 def check_activation(name: Any) -> str:
@@ -64,15 +70,63 @@ def check_activation(name: Any) -> str:
     return name.lower()
 
 
-def _conv_block(spec: ConvSpec, width: int, index: int, activation: str, pool: bool) -> Block:
+def scaled_widths(arch: str, widths: Sequence[int], filters: Any) -> list[int]:
+    """Conv widths for the ``filters`` hyper-parameter: the first layer gets ``filters``, every
+    deeper one ``round(width * filters / widths[0])`` (at least 1), so ``rcps-half`` halves the
+    whole network. ``filters`` < 1 raises UserError naming ``arch``."""
+    f = int(filters)
+    if f < 1:
+        raise UserError(f"{arch}: filters must be >= 1, got {f}")
+    return [f] + [max(1, int(round(w * f / widths[0]))) for w in widths[1:]]
+
+
+def tile_for_pool(kit: LayerKit, h: Any, pool_size: int, *, ceil: bool, name: str) -> Any:
+    """``h`` padded (``ceil``) or cropped (floor) by the same number of rows at both ends to a
+    whole number of ``pool_size`` windows; ``h`` itself when it tiles already.
+
+    A pool whose windows do not tile its input leaves rows out at one end only, which breaks RC
+    equivariance (the windows of RC(x) are not the mirrored windows of x); spreading the
+    padding or cropping evenly keeps the windows mirror-symmetric, for every kit (so every
+    strategy computes the same function class). Zero padding equals Torch's ceil mode (which
+    pads one end with -inf) only up to window placement and only on non-negative maps (after a
+    ReLU; the irrep kit's b channels pool by magnitude, where zero never wins either). An odd
+    excess cannot be spread evenly: UserError."""
+    length = int(h.shape[1])
+    windows = -(-length // pool_size) if ceil else length // pool_size
+    excess = abs(windows * pool_size - length)
+    if excess == 0:
+        return h
+    if excess % 2 or windows < 1:
+        way = "padded" if ceil else "cropped"
+        raise UserError(
+            f"{name}: a length-{length} map cannot be {way} evenly at both ends to a multiple of "
+            f"the pool width {pool_size} (the RC-equivariant window layout needs an even excess, "
+            f"here {excess}); choose another input_length")
+    if ceil:
+        return kit.pad(h, excess // 2, name=name)
+    return keras.layers.Cropping1D(excess // 2, name=name)(h)
+
+
+def sequence_input(hp: dict) -> dict[str, Any]:
+    """The one input: one-hot DNA (N, ``input_length``, 4) named "sequence"."""
+    return {"sequence": keras.Input(shape=(int(hp["input_length"]), 4), name="sequence")}
+
+
+def conv_block(spec: ConvSpec, width: int, index: int, activation: str, pool: bool) -> Block:
+    """The block of :class:`ConvSpec` ``spec`` with ``width`` filters, its layers numbered
+    ``index``: [zero padding for "same"] -> conv -> batch norm -> ``activation`` [-> dropout]
+    [-> ceil padding -> trunk pool, when ``pool`` and ``spec.pool``]."""
     def block(kit: LayerKit, h: Any) -> Any:
         if spec.padding == "same":
             h = kit.pad(h, (spec.kernel - 1) // 2, name=f"pad{index}")
         h = kit.conv(width, spec.kernel, name=f"conv{index}")(h)
         h = kit.batch_norm(name=f"bn{index}")(h)
         h = kit.activation(activation, name=f"act{index}")(h)
-        h = keras.layers.Dropout(spec.dropout, name=f"dropout{index}")(h)
+        if spec.dropout:
+            h = keras.layers.Dropout(spec.dropout, name=f"dropout{index}")(h)
         if pool and spec.pool:
+            if spec.ceil_pool:
+                h = tile_for_pool(kit, h, spec.pool, ceil=True, name=f"pool{index}_pad")
             h = kit.pool(h, spec.pool, name=f"pool{index}")
         return h
 
@@ -85,19 +139,10 @@ def _make(name: str, task_outputs: int, convs: Sequence[ConvSpec], dense_units: 
     defaults = {"input_length": 200, "num_tasks": task_outputs, "activation": "relu",
                 "filters": base_filters, "dense_units": dense_units}
 
-    def widths(hp: dict) -> list[int]:
-        f = int(hp["filters"])
-        if f < 1:
-            raise UserError(f"{name}: filters must be >= 1, got {f}")
-        return [f] + [max(1, int(round(c.filters * f / base_filters))) for c in convs[1:]]
-
-    def make_inputs(hp: dict) -> dict[str, Any]:
-        return {"sequence": keras.Input(shape=(int(hp["input_length"]), 4), name="sequence")}
-
     def make_blocks(hp: dict) -> list[Block]:
         first = check_activation(hp["activation"])
-        w = widths(hp)
-        return [_conv_block(c, w[i], i + 1, first if i == 0 else "relu", i < len(convs) - 1)
+        w = scaled_widths(name, [c.filters for c in convs], hp["filters"])
+        return [conv_block(c, w[i], i + 1, first if i == 0 else "relu", i < len(convs) - 1)
                 for i, c in enumerate(convs)]
 
     def head(kit: LayerKit, h: Any, inputs: dict, hp: dict) -> Any:
@@ -110,7 +155,7 @@ def _make(name: str, task_outputs: int, convs: Sequence[ConvSpec], dense_units: 
         return keras.layers.Dense(int(hp["num_tasks"]), name="logits")(h)
 
     return Architecture(name=name, task=CLASSIFICATION, protocol=protocol, defaults=defaults,
-                        make_inputs=make_inputs, make_blocks=make_blocks, head=head,
+                        make_inputs=sequence_input, make_blocks=make_blocks, head=head,
                         hybrid_blocks=hybrid_blocks)
 
 

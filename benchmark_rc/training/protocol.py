@@ -64,6 +64,12 @@ PROTOCOLS: dict[str, Protocol] = {
                           "doubled", 1000, monitor="val_auprc", lr_plateau=(0.2, 5, 1e-7)),
     "koo-task3": Protocol("koo-task3", CLASSIFICATION, 100, 100, None, 20, "auroc", None, 0,
                           "doubled", 1000, monitor="val_auroc", lr_plateau=(0.2, 5, 1e-7)),
+    # Prakash et al. (spec/interpretation.md §1.10; basset, beluga): Adam 1e-3, batch 300, binary
+    # cross-entropy, early stopping, at most 30,000 batches = 30 epochs of 1000 batches. The
+    # patience and the monitored metric are not in the spec: here 10 epochs (10,000 batches)
+    # without a better val auROC, and the weights of the best val auROC are kept.
+    "prakash": Protocol("prakash", CLASSIFICATION, 300, 30, 1000, 10, "auroc", None, 0,
+                        "doubled", 1000, monitor="val_auroc"),
 }
 SELECTS = ("auroc", "auprc", "loss", "last")
 MONITORS = ("val_loss", "val_auroc", "val_auprc")
