@@ -63,6 +63,28 @@ def _long_range_datasets(simulate: dict[str, Any] | None = None,
              "hparams": {**(hparams or {}), "n_transformer": 0}}]
 
 
+# The interpretability benchmark (issue 17 item 5; docs/interpret.md): the paper simulation
+# (sim200), Koo's task 3 with CNN-dist (four conv layers for GradCAM) and Prakash et al.'s
+# realistic simulation (`simulate realistic`, 400 bp, offline sources) with their Basset, then
+# `benchmark-rc interpret --sweep OUT` scores every attribution method under Koo's and
+# Prakash's definitions.
+INTERPRET_STRATEGIES = ["standard", "rcaug", "posthoc", "conjoined", "rcps"]
+
+
+def _interpret_datasets(activations: tuple[str, ...], sim_train: dict[str, Any] | None = None,
+                        koo_train: dict[str, Any] | None = None,
+                        realistic_train: dict[str, Any] | None = None,
+                        basset: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """sim200, koo-task3 x CNN-dist x ``activations`` and realistic x Basset (``*_train``:
+    per-dataset training overrides; ``basset``: Basset hyper-parameters)."""
+    sim = {"name": "sim200", "arch": "sim", "simulate": {"kind": "paper", "length": 200}}
+    realistic = {"name": "realistic", "arch": "basset", "simulate": {"kind": "realistic"},
+                 "hparams": dict(basset or {})}
+    koo = _koo_datasets("koo-task3", ("koo-cnn-dist",), activations)
+    return [dict(d, train=t) if t else d for d, t in (
+        (sim, sim_train), *((d, koo_train) for d in koo), (realistic, realistic_train))]
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "description": "every strategy x {sim, bpnet} on tiny generated data, 1 seed, "
@@ -152,6 +174,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "strategies": "all",
         "seeds": [1],
         "train": {"epochs": 1, "batch_size": 16, "steps_per_epoch": 1, "patience": 0},
+        "evaluate": {"split": "test"},
+    },
+    "interpret": {
+        "description": "interpretability benchmark (then `benchmark-rc interpret --sweep OUT`): "
+                       "sim200, Koo task 3 x CNN-dist x relu/exponential and the realistic "
+                       "simulation x Basset x standard, rcaug, posthoc, conjoined, rcps x 5 "
+                       "seeds, full protocols (GPU image)",
+        "datasets": _interpret_datasets(("relu", "exponential")),
+        "strategies": INTERPRET_STRATEGIES,
+        "seeds": PAPER_SEEDS[:5],
+        "train": {},
+        "evaluate": {"split": "test"},
+    },
+    "interpret-cpu": {
+        "description": "interpret reduced for a CPU: sim200 (<= 10 epochs), Koo task 3 x "
+                       "CNN-dist x exponential only (<= 12 epochs), realistic x Basset with 64 "
+                       "first-layer filters (<= 10 epochs of 20 batches) x the same 5 strategies "
+                       "x 3 seeds (paired tests underpowered: n = 3); interpret with --n-seqs 100",
+        "datasets": _interpret_datasets(("exponential",), {"epochs": 10}, {"epochs": 12},
+                                        {"epochs": 10, "steps_per_epoch": 20}, {"filters": 64}),
+        "strategies": INTERPRET_STRATEGIES,
+        "seeds": PAPER_SEEDS[:3],
+        "train": {},
         "evaluate": {"split": "test"},
     },
     "long-range": {

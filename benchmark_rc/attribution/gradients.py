@@ -106,7 +106,8 @@ def _upsample(cam: np.ndarray, length: int) -> np.ndarray:
 
     Each base gets the mean score of the conv outputs whose receptive field covers it, with the
     window inferred as L - Lc + 1 (Prakash et al.; stride-1 layers). Strided/pooled layers
-    (Lc < L / 2) are upsampled by nearest bins instead.
+    (Lc < L / 2) are upsampled by nearest bins instead, sampled at the centre of each base so
+    that the mapping commutes with reversal (an RC-equivariant map stays RC-consistent).
     """
     n, lc = cam.shape
     if lc == length:
@@ -118,7 +119,7 @@ def _upsample(cam: np.ndarray, length: int) -> np.ndarray:
         lo = np.clip(pos - w + 1, 0, lc)
         hi = np.clip(pos + 1, 0, lc)
         return ((csum[:, hi] - csum[:, lo]) / np.maximum(hi - lo, 1)).astype(np.float32)
-    idx = np.minimum((np.arange(length) * lc) // length, lc - 1)
+    idx = np.minimum(((2 * np.arange(length) + 1) * lc) // (2 * length), lc - 1)
     return cam[:, idx]
 
 

@@ -130,3 +130,19 @@ def rc_consistency(attr: np.ndarray, attr_rc: np.ndarray) -> float:
     if not ok.any():
         return float("nan")
     return float(np.mean((a * b).sum(1)[ok] / den[ok]))
+
+
+def rc_relative_error(attr: np.ndarray, attr_rc: np.ndarray) -> float:
+    """Mean per-sequence relative L2 distance between attr(x) and RC(attr(RC x)):
+    ||a - b|| / (0.5 (||a|| + ||b||)); 0 = identical maps, 2 = opposite. Unlike the correlation
+    of :func:`rc_consistency` it also sees a difference of scale or offset. Sequences whose two
+    maps are both zero are skipped; NaN when every sequence is."""
+    a = np.asarray(attr, dtype=np.float64).reshape(len(attr), -1)
+    b = reverse_complement(np.asarray(attr_rc, dtype=np.float64)).reshape(len(attr_rc), -1)
+    if a.shape != b.shape:
+        raise UserError(f"shapes differ: {np.shape(attr)} vs {np.shape(attr_rc)}")
+    scale = 0.5 * (np.linalg.norm(a, axis=1) + np.linalg.norm(b, axis=1))
+    ok = scale > 0
+    if not ok.any():
+        return float("nan")
+    return float(np.mean(np.linalg.norm(a - b, axis=1)[ok] / scale[ok]))

@@ -1,5 +1,7 @@
 """Interpretability of trained models against simulated ground truth (spec/interpretation.md §3):
 first-layer filters as motifs (:mod:`~benchmark_rc.interpret.filters`: activation-aligned PWMs,
-TomTom matches, motif localisation) and Koo & Ploenzke's attribution AUROC / AUPR with
-information-content ground truth over a sweep (:mod:`~benchmark_rc.interpret.koo`).
-Used by ``benchmark-rc filters`` and ``benchmark-rc interpret``."""
+TomTom matches, motif localisation); attribution AUROC / AUPRC under Koo & Ploenzke's and
+Prakash et al.'s definitions, the RC-consistency of attribution maps and their aggregation over
+seeds (:mod:`~benchmark_rc.interpret.scoring`), run over a sweep by
+:mod:`~benchmark_rc.interpret.koo`. Used by ``benchmark-rc filters`` and ``benchmark-rc
+interpret`` (docs/interpret.md)."""
