@@ -21,7 +21,7 @@ from conftest import assert_f32_close, f32_rtol, model_terms
 
 from benchmark_rc import build_model, list_architectures, list_strategies
 from benchmark_rc.architectures import get_architecture
-from benchmark_rc.attribution import METHODS, ism, predict_target
+from benchmark_rc.attribution import METHODS, fast_ism, ism, predict_target
 from benchmark_rc.attribution.fast_ism import (
     NotRestrictable,
     RestrictedISMFallback,
@@ -102,8 +102,15 @@ CASES = [(a, s) for a in list_architectures() for s in STRATEGIES if s in list_s
 CASES += [c for c in EXTRA if c[0] in list_architectures() and c[1] in list_strategies(c[0])]
 
 
+@pytest.fixture
+def update_small_convs(monkeypatch):
+    """Linear convolutions of any width are updated from their input's change (the tests' tiny
+    filter counts would otherwise always recompute them)."""
+    monkeypatch.setattr(fast_ism, "UPDATE_MIN_CHANNELS", 1)
+
+
 @pytest.mark.parametrize(("arch", "strategy"), CASES)
-def test_restricted_ism_equals_plain_ism(arch, strategy):
+def test_restricted_ism_equals_plain_ism(arch, strategy, update_small_convs):
     model = build_model(arch, strategy, seed=3, **small(arch))
     if _has_attention(model):
         # the fallback of attention models is checked below; their plain ISM is too slow here
@@ -113,11 +120,14 @@ def test_restricted_ism_equals_plain_ism(arch, strategy):
     plan = RestrictedPlan(model, model_spec(model))
     # it is really restricted: some trunk map is recomputed on a slice shorter than the map
     assert any(m.width < m.length for m in plan.maps.values()), plan.describe()
+    if strategy == "standard" and arch != "bpnet":  # (bpnet's convs carry their ReLU)
+        # its Conv1Ds are linear (conv + bias): some are updated, not recomputed
+        assert any(t.update for t in plan.trunk), plan.describe()
     assert_same_as_plain(model, _inputs(model, 2, seed=len(arch)), _output(model),
                          err_msg=f"{arch}/{strategy}")
 
 
-def test_restricted_ism_of_a_profile_model_per_head():
+def test_restricted_ism_of_a_profile_model_per_head(update_small_convs):
     """bpnet: both heads (the per-position profile, run in full after the trunk, and counts)."""
     if "bpnet" not in list_architectures():
         pytest.skip("no bpnet architecture")
@@ -127,7 +137,7 @@ def test_restricted_ism_of_a_profile_model_per_head():
         assert_same_as_plain(model, x, output, err_msg=str(output))
 
 
-def test_posthoc_conjoined_model():
+def test_posthoc_conjoined_model(update_small_convs):
     """A post-hoc conjoined model nests the whole trained network twice (x and RC(x))."""
     posthoc = get_strategy("posthoc")
     trained = build_model("koo-cnn-deep", posthoc.trained_as, seed=6, **small("koo-cnn-deep"))
@@ -200,6 +210,24 @@ def test_receptive_field_of_a_toy_sequential_model():
             lo, hi = expected[name][0][pos], expected[name][1][pos]
             assert ((changed >= lo) & (changed < hi)).all(), (name, pos, changed, lo, hi)
     assert_same_as_plain(model, _one_hot(2, length, seed=2))
+
+
+def test_wide_linear_convolutions_are_updated_from_the_change():
+    """At the default thresholds: a wide linear conv whose input changes on a narrow slice is
+    updated (its cached output + the convolution of the change), other convs recomputed."""
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((60, 4), name="sequence")
+    h = keras.layers.Conv1D(40, 5, activation="relu", name="conv1")(inp)  # not linear
+    h = keras.layers.MaxPooling1D(2, name="pool1")(h)
+    h = keras.layers.Conv1D(48, 7, dilation_rate=2, padding="same", name="conv2")(h)
+    h = keras.layers.Activation("relu", name="relu2")(h)
+    h = keras.layers.Conv1D(40, 3, name="conv3")(h)
+    out = keras.layers.Dense(1, name="logits")(keras.layers.Flatten(name="flatten")(h))
+    model = keras.Model(inp, out)
+    plan = RestrictedPlan(model, model_spec(model))
+    updated = {t.step.layer.name: t.update for t in plan.trunk}
+    assert updated["conv1"] is False and updated["conv2"] is True, updated
+    assert_same_as_plain(model, _one_hot(2, 60, seed=5))
 
 
 def test_a_model_without_a_trunk_falls_back_with_a_warning():

@@ -29,6 +29,7 @@ ISM.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -76,6 +77,9 @@ class Window:
     pad_value: float = 0.0
     # True: the output's recomputed slice is the input's, moved by pad_left (no computation)
     aliases_input = False
+    # True: a linear convolution (stride 1, no activation) with a ``kernel`` (k, C_in, C_out):
+    # its slice may be updated from the input's change alone (:func:`_linear_update`)
+    linear: bool = False
 
     @property
     def span(self) -> int:
@@ -135,6 +139,7 @@ class Mirror:
 
     pad_value: float = 0.0  # never read: a mirror reads only positions inside its input
     aliases_input = False
+    linear = False
 
     def affected(self, lo: np.ndarray, hi: np.ndarray, length_in: int,
                  length_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,6 +184,18 @@ def _conv(layer: Any, lengths: Sequence[int]) -> Geometry | None:
     return _padded(_int(layer.kernel_size), _int(getattr(layer, "strides", 1)),
                    _int(getattr(layer, "dilation_rate", 1)),
                    str(getattr(layer, "padding", "valid")).lower(), lengths[0], 0.0, False)
+
+
+def _keras_conv(layer: Any, lengths: Sequence[int]) -> Geometry | None:
+    """A Keras Conv1D; marked linear when it is conv + bias alone (stride 1, one group, no
+    activation), whose change is the convolution of its input's change."""
+    import keras
+
+    geometry = _conv(layer, lengths)
+    if (geometry is None or geometry.stride != 1 or getattr(layer, "groups", 1) != 1
+            or layer.activation not in (None, keras.activations.linear)):
+        return geometry
+    return dataclasses.replace(geometry, linear=True)
 
 
 def _pool(layer: Any, lengths: Sequence[int], max_pool: bool) -> Geometry | None:
@@ -245,8 +262,9 @@ def geometries() -> Table:
     from benchmark_rc import layers as rc
 
     return (
-        ((keras.layers.Conv1D, rc.RevCompConv1D, rc.RegToIrrepConv1D, rc.IrrepToIrrepConv1D,
-          rc.IrrepToRegConv1D), _conv),
+        ((rc.RevCompConv1D, rc.RegToIrrepConv1D, rc.IrrepToIrrepConv1D, rc.IrrepToRegConv1D),
+         _conv),
+        ((keras.layers.Conv1D,), _keras_conv),
         ((keras.layers.MaxPooling1D,), functools.partial(_pool, max_pool=True)),
         ((keras.layers.AveragePooling1D,), functools.partial(_pool, max_pool=False)),
         ((rc.KmerEmbedding,), _kmer),
@@ -383,12 +401,22 @@ class TrunkStep:
     """A trunk layer call; per input: ``direct``: its recomputed slice is exactly the window
     the layer needs (a position-wise layer on a map with the same slices), so no window is
     assembled from the cache; ``padded``: some window reaches outside the input map (those
-    positions get the pad value)."""
+    positions get the pad value); ``update``: a linear convolution whose recomputed slice is
+    its cached output plus the convolution of its input's change (:func:`_linear_update`;
+    cheaper when the input's slice is much narrower than the window a recomputation reads)."""
 
     step: Step
     geometry: Geometry
     direct: tuple[bool, ...]
     padded: tuple[bool, ...]
+    update: bool = False
+
+
+# linear convolutions are updated from their input's change (rather than recomputed) when the
+# input has at least this many channels and its changed slice at most this fraction of the
+# output slice's width (measured on beluga / basset, bench/ism.py)
+UPDATE_MIN_CHANNELS = 32
+UPDATE_MAX_FRACTION = 0.75
 
 
 class RestrictedPlan:
@@ -445,7 +473,8 @@ class RestrictedPlan:
                 first, span = geometry.needed(out.start.astype(np.int64), out.width,
                                               self.maps[v].length)
                 padded.append(bool(first.min() < 0 or first.max() + span > self.maps[v].length))
-            self.trunk.append(TrunkStep(step, geometry, direct, tuple(padded)))
+            self.trunk.append(TrunkStep(step, geometry, direct, tuple(padded),
+                                        self._updates(step, geometry, out)))
         if not self.trunk:
             first = next((s.layer for s in self.head if seq in s.inputs), None)
             what = f"{first.name!r} ({type(first).__name__})" if first is not None else "none"
@@ -459,8 +488,22 @@ class RestrictedPlan:
                 "recompute the network from there on")
         read_by_head = {v for s in self.head for v in s.inputs} | set(graph.outputs)
         self.frontier = [v for v in self.maps if v in read_by_head]
-        read_by_trunk = {v for t in self.trunk for v in t.step.inputs}
-        self.cached = [v for v in self.maps if v in read_by_trunk or v in read_by_head]
+        read = {v for t in self.trunk for v in t.step.inputs} | read_by_head
+        read |= {t.step.outputs[0] for t in self.trunk if t.update}
+        self.cached = [v for v in self.maps if v in read]
+
+    def _updates(self, step: Step, geometry: Geometry, out: TrunkMap) -> bool:
+        """Whether a linear convolution is updated from its input's change: worth it when the
+        input's slice is well under the ``out.width`` positions a recomputation runs its kernel
+        at (and has enough channels for the matrix product to dominate), possible when that
+        slice lies inside the input map."""
+        if not geometry.linear or len(step.inputs) != 1:
+            return False
+        src = self.maps[step.inputs[0]]
+        channels = self.graph.shapes[step.inputs[0]][2]
+        inside = bool((src.start >= 0).all() and (src.start + src.width <= src.length).all())
+        return inside and channels >= UPDATE_MIN_CHANNELS and \
+            src.width <= UPDATE_MAX_FRACTION * out.width
 
     def _trunk_geometry(self, step: Step) -> Geometry | None:
         if len(step.outputs) != 1 or not step.inputs:
@@ -530,6 +573,43 @@ def _window(cache: Any, rows: Any, first: Any, width: int, pad_value: float | No
     return tf.where(inside[..., None], values, tf.cast(pad_value, cache.dtype))
 
 
+def _rows_slice(cache: Any, rows: Any, first: Any, width: int) -> Any:
+    """(B, width, C): positions first[b] .. first[b] + width - 1 (inside the map) of row
+    rows[b] of ``cache`` (N, L, C)."""
+    import tensorflow as tf
+
+    at = first[:, None] + tf.range(width)[None, :]
+    index = tf.stack([tf.broadcast_to(rows[:, None], tf.shape(at)), at], axis=-1)
+    return tf.gather_nd(cache, index)
+
+
+def _linear_update(geometry: Window, kernel: Any, cache_in: Any, cache_out: Any, rows: Any,
+                   changed: Any, changed_start: Any, start: Any, width: int) -> Any:
+    """The slice [start, start + width) of a linear stride-1 convolution's output (kernel
+    (k, C_in, C_out)) after its input changed to ``changed`` (B, w, C_in) at ``changed_start``:
+    the cached output plus the convolution of the change. Output q reads input
+    q - pad_left + t * dilation, so input position p reaches q = p + pad_left - t * dilation;
+    the products of the change with every tap are one matrix product (B * w, C_in) x
+    (C_in, k * C_out), then each output sums the k products that reach it."""
+    import tensorflow as tf
+
+    w = changed.shape[1]
+    k, dilation = geometry.kernel, geometry.dilation
+    change = changed - _rows_slice(cache_in, rows, changed_start, w)
+    taps = tf.einsum("bpc,tco->bpto", change, tf.cast(kernel, change.dtype))  # (B, w, k, C)
+    flat = tf.reshape(taps, [tf.shape(taps)[0], w * k, tf.shape(taps)[-1]])
+    # output j of the slice takes tap t of input position j - offset + t * dilation (relative)
+    offset = changed_start - start + geometry.pad_left
+    rel = (tf.range(width)[None, :, None] - offset[:, None, None]
+           + tf.range(k)[None, None, :] * dilation)  # (B, width, k)
+    hit = (rel >= 0) & (rel < w)
+    index = tf.clip_by_value(rel, 0, w - 1) * k + tf.range(k)[None, None, :]
+    picked = tf.gather(flat, tf.reshape(index, [tf.shape(index)[0], width * k]), batch_dims=1)
+    picked = tf.reshape(picked, [tf.shape(picked)[0], width, k, tf.shape(flat)[-1]])
+    delta = tf.reduce_sum(tf.where(hit[..., None], picked, 0.0), axis=2)
+    return _rows_slice(cache_out, rows, start, width) + delta
+
+
 class RestrictedMutants:
     """Restricted ISM of one model and target: :meth:`prepare` caches the trunk maps of a chunk
     of sequences; calling it gives the target of mutants (rows, pos, base) of that chunk, as
@@ -573,6 +653,12 @@ class RestrictedMutants:
                     changed[out] = changed[t.step.inputs[0]]
                     continue
                 width = plan.maps[out].width
+                if t.update:
+                    v = t.step.inputs[0]
+                    changed[out] = _linear_update(t.geometry, t.step.layer.kernel, cache[v],
+                                                  cache[out], rows, changed[v], start[v],
+                                                  start[out], width)
+                    continue
                 windows = []
                 for v, direct, padded in zip(t.step.inputs, t.direct, t.padded, strict=True):
                     if direct:
