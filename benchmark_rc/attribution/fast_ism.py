@@ -16,9 +16,12 @@ mutants each trunk layer recomputes only a fixed-width slice of its output that 
 positions the mutation reaches (found by propagating [lo, hi) ranges through the layers'
 kernel / stride / dilation / padding geometry), from a window of its input gathered out of the
 cache with the input's recomputed slice written over it; positions outside a map (padding) get
-the layer's pad value (0 for convolutions, -inf for max pooling). The head then runs on the
-cached maps with the recomputed slices spliced in. The values equal plain ISM up to float32
-summation order.
+the layer's pad value (0 for convolutions, -inf for max pooling). Padding and cropping layers
+pass their input's slice on, moved; position-wise layers take it as their window. A linear
+convolution (Keras Conv1D + bias, stride 1) whose input changed on a slice much narrower than
+its window is updated instead of recomputed: its cached output plus the convolution of the
+input's change (:func:`_linear_update`). The head then runs on the cached maps with the
+recomputed slices spliced in. The values equal plain ISM up to float32 summation order.
 
 A model without a trunk (its sequence feeds a mixing layer at once), or whose head attends over
 positions (attention layers: every position after them depends on every input position, so the
