@@ -19,9 +19,13 @@
 #   OUT/ours-original/<strategy>-s<seed>/           benchmark-rc train ... --compat original; test.json
 #   OUT/ours-default/<strategy>-s<seed>/            benchmark-rc train ... ; test.json
 # Then: .venv/bin/python reference/side_by_side_report.py OUT results/original-vs-ours
+# (runs not in OUT keep their committed rows). COMMIT=REV makes the snapshot from REV instead of
+# HEAD, to continue with the code the earlier runs used.
 set -uo pipefail
 OUT=${1:?usage: reference/side_by_side.sh OUT}
 SEEDS=${SEEDS:-"1535 1780"}
+# original model:our strategy pairs (restrict both to run only what results/ marks pending)
+MODELS=${MODELS:-"standard:standard rcps:rcps siamese:conjoined"}
 PY=${PY:-.venv/bin/python}
 LEGACY_PY=${LEGACY_PY:-.venv-legacy/bin/python}
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
@@ -29,7 +33,8 @@ unset TF_ENABLE_ONEDNN_OPTS
 mkdir -p "$OUT"
 if [ ! -f "$OUT/code/COMMIT" ]; then
   rm -rf "$OUT/code" && mkdir -p "$OUT/code"
-  git archive HEAD | tar -x -C "$OUT/code" && git rev-parse HEAD > "$OUT/code/COMMIT" || exit 1
+  git archive "${COMMIT:-HEAD}" | tar -x -C "$OUT/code" \
+    && git rev-parse "${COMMIT:-HEAD}" > "$OUT/code/COMMIT" || exit 1
 fi
 brc() { PYTHONPATH=$OUT/code "$PY" "$OUT/code/benchmark_rc_launcher.py" "$@"; }
 DATA=$OUT/sim200.h5
@@ -62,7 +67,7 @@ ours() {  # compat strategy seed
 }
 
 for seed in $SEEDS; do
-  for pair in standard:standard rcps:rcps siamese:conjoined; do
+  for pair in $MODELS; do
     model=${pair%%:*} strategy=${pair##*:}
     original "$model" "$seed"
     ours original "$strategy" "$seed"

@@ -6,7 +6,10 @@ Run with the main venv (pandas, matplotlib)::
 
 Reads ``OUT/original/<model>-s<seed>/`` (reference/train_original.py: history.csv, result.json)
 and ``OUT/ours-<compat>/<strategy>-s<seed>/`` (`benchmark-rc train`: history.csv, config.json;
-`benchmark-rc evaluate --split test`: test.json) and writes into the results directory:
+`benchmark-rc evaluate --split test`: test.json); a run not finished in OUT keeps the row and
+curve an earlier run of this script wrote into the results directory (OUT is scratch and lost
+between sessions), so the driver only has to run what is pending. Writes into the results
+directory:
 
 * ``results.csv``: one row per planned run (side x strategy x seed): epochs run, best epoch
   (0-based, the kept weights = best validation auROC), best validation auROC, test auROC /
@@ -76,12 +79,38 @@ def read_run(path: Path, side: str) -> tuple[dict, pd.DataFrame | None]:
     return {"status": "ok", **row}, history
 
 
-def collect(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def committed_run(dest: Path, side: str, strategy: str, seed: int
+                  ) -> tuple[dict, pd.DataFrame | None]:
+    """A finished run's row and curve as an earlier report wrote them into ``dest`` (the
+    scratch OUT of an earlier session is gone; its rows were written by this script)."""
+    results, curves = dest / "results.csv", dest / "curves.csv"
+    if not results.is_file() or not curves.is_file():
+        return {"status": "pending"}, None
+    table = pd.read_csv(results)
+    hit = table[(table.side == side) & (table.strategy == strategy) & (table.seed == seed)
+                & (table.status == "ok")]
+    if hit.empty:
+        return {"status": "pending"}, None
+    row = hit.iloc[0]
+    fields = {c: row[c] for c in RESULT_COLUMNS[4:]}
+    curve = pd.read_csv(curves)
+    curve = curve[(curve.side == side) & (curve.strategy == strategy) & (curve.seed == seed)]
+    if len(curve) != int(row.epochs):
+        raise SystemExit(f"{curves}: {len(curve)} epochs of {side} {strategy} s{seed}, its "
+                         f"row {int(row.epochs)}")
+    return fields, curve.drop(columns=["side", "strategy", "seed"]).reset_index(drop=True)
+
+
+def collect(out: Path, dest: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every planned run from OUT; a run not finished there is taken from ``dest``'s earlier
+    report when it was finished there."""
     rows, curves = [], []
     for side in SIDES:
         for strategy, model in STRATEGIES:
             for seed in SEEDS:
                 fields, history = read_run(run_dir(out, side, strategy, model, seed), side)
+                if fields["status"] == "pending" and dest is not None:
+                    fields, history = committed_run(dest, side, strategy, seed)
                 rows.append({"side": side, "strategy": strategy,
                              "paper_label": PAPER_LABEL[strategy], "seed": seed, **fields})
                 if history is not None:
@@ -260,7 +289,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out, dest = Path(args.out), Path(args.results)
     dest.mkdir(parents=True, exist_ok=True)
-    results, curves = collect(out)
+    results, curves = collect(out, dest)
     results.to_csv(dest / "results.csv", index=False)
     curves.reindex(columns=CURVE_COLUMNS).to_csv(dest / "curves.csv", index=False)
     if not curves.empty:

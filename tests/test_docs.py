@@ -64,3 +64,13 @@ def test_sweep_doc_names_every_training_override_and_the_checker_enforces_them(t
 def test_sweep_doc_lists_the_result_columns():
     text = " ".join(SWEEP_DOC.read_text().split())
     assert ", ".join(benchmark.RESULT_COLUMNS) in text.replace("`", "")
+
+
+def test_sweep_doc_lists_every_preset():
+    """The preset table of docs/sweep.md names every preset of benchmark_rc.presets, and only
+    those."""
+    from benchmark_rc.presets import PRESETS
+
+    table = SWEEP_DOC.read_text().split("| preset | what it runs |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([\w-]+)` \|", table, re.M)
+    assert sorted(rows) == sorted(PRESETS)

@@ -537,3 +537,44 @@ def test_side_by_side_results_are_well_formed_and_complete():
         assert int(np.argmax(auroc)) == row.best_epoch, row  # argmax: the first maximum
         assert auroc[row.best_epoch] == pytest.approx(row.best_val_auroc, rel=1e-12), row
     assert len(curves) == done.epochs.sum()
+
+
+def test_side_by_side_report_keeps_committed_runs_missing_from_out(tmp_path):
+    """The scratch OUT of an earlier session is gone: the report script, given an empty OUT,
+    takes every finished run from the committed results and writes them back unchanged (so a
+    continuation only has to run what is pending), and a run finished in OUT wins over the
+    committed row."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location(
+        "side_by_side_report", ROOT / "reference" / "side_by_side_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    dest = tmp_path / "results"
+    shutil.copytree(SIDE_BY_SIDE, dest)
+    out = tmp_path / "out"
+    out.mkdir()
+    results, curves = report.collect(out, dest)
+    committed = pd.read_csv(SIDE_BY_SIDE / "results.csv")
+    pd.testing.assert_frame_equal(results.astype({"epochs": float, "best_epoch": float}),
+                                  committed.astype({"epochs": float, "best_epoch": float}))
+    pd.testing.assert_frame_equal(curves.reset_index(drop=True),
+                                  pd.read_csv(SIDE_BY_SIDE / "curves.csv"), check_dtype=False)
+    # a finished run in OUT replaces the committed one
+    run = out / "ours-default" / "standard-s1535"
+    run.mkdir(parents=True)
+    history = pd.DataFrame({"epoch": [0, 1], "loss": [0.7, 0.6], "val_loss": [0.7, 0.65],
+                            "val_auroc": [0.8, 0.9]})
+    history.to_csv(run / "history.csv", index=False)
+    (run / "config.json").write_text(json.dumps({"epochs_run": 2, "best_epoch": 1,
+                                                 "best_value": 0.9, "train_seconds": 1.0}))
+    (run / "test.json").write_text(json.dumps({"auroc": 0.91, "auprc": 0.8}))
+    results, curves = report.collect(out, dest)
+    row = results[(results.side == "ours-default") & (results.strategy == "standard")
+                  & (results.seed == 1535)].iloc[0]
+    assert (row.epochs, row.test_auroc) == (2, 0.91)
+    before = committed[(committed.side == "ours-default") & (committed.strategy == "standard")
+                       & (committed.seed == 1535)].epochs.iloc[0]
+    assert len(curves) == len(pd.read_csv(SIDE_BY_SIDE / "curves.csv")) - before + 2

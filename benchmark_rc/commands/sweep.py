@@ -45,9 +45,10 @@ def backend_options(args: argparse.Namespace) -> dict:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from benchmark_rc.presets import PRESETS
+
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--preset", help="smoke, quick, paper-sim, profile-sim, paper-binary, "
-                                         "paper-profile")
+    source.add_argument("--preset", help=", ".join(PRESETS) + " (docs/sweep.md)")
     source.add_argument("--config", help="sweep config YAML (docs/sweep.md)")
     parser.add_argument("--out", required=True, help="sweep directory (created or resumed)")
     parser.add_argument("--data", action="append", default=[], metavar="NAME=FILE",
