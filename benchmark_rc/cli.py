@@ -36,7 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "filters": ("benchmark_rc.commands.filters",
                 "first-layer filters as motifs: TomTom matches, localisation, logos"),
     "interpret": ("benchmark_rc.commands.interpret",
-                  "Koo attribution AUROC/AUPR and filter statistics of every run of a sweep"),
+                  "attribution AUROC/AUPRC (Koo, Prakash), RC-consistency and filter "
+                  "statistics of every run of a sweep"),
     "doctor": ("benchmark_rc.commands.doctor", "versions, devices and a layer serialisation self-check"),
 }
 

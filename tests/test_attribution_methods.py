@@ -263,3 +263,14 @@ def test_the_memo_does_not_keep_models_alive(case):
     del model
     gc.collect()
     assert gone() is None
+
+
+def test_every_method_defaults_leave_out_second_implementations():
+    """ism_fast computes ISM's values: "every method" (distinct) lists ism once, the full list
+    keeps both, and every same_values_as names a registered method."""
+    from benchmark_rc.attribution.methods import METHODS, method_names
+
+    assert "ism_fast" in method_names() and "ism_fast" not in method_names(distinct=True)
+    assert "ism" in method_names(distinct=True)
+    for m in METHODS.values():
+        assert m.same_values_as is None or m.same_values_as in METHODS, m.name

@@ -96,3 +96,44 @@ def test_conv_only_model_cannot_attribute_to_far_enhancers(dataset, n_transforme
         assert far["enrichment"] == 0.0 and far["above_background"] == 0.0, far
     else:
         assert far["enrichment"] > 0.05, far
+
+
+def test_distal_sweep_command_scores_every_enformer_run(dataset, tmp_path):
+    """`interpret --sweep DIR --distal` over a hand-made sweep directory (two saved tiny models,
+    full and conv-only): one row per run x method x reach group, the conv-only run's far group
+    exactly 0, the tables written; rerunning reuses the per-run caches."""
+    import json
+
+    import pandas as pd
+
+    from benchmark_rc.cli import main
+
+    sweep = tmp_path / "sweep"
+    rows = []
+    for name, n_transformer in (("long-range", 1), ("long-range-convonly", 0)):
+        run_id = f"{name}-standard-s1"
+        run = sweep / "runs" / run_id
+        run.mkdir(parents=True)
+        hp = {**TINY, "n_transformer": n_transformer}
+        build_model("enformer", "standard", seed=2, **hp).save(run / "model.keras")
+        (run / "config.json").write_text(json.dumps({"model_hparams": hp}))
+        rows.append({"run_id": run_id, "dataset": name, "arch": "enformer",
+                     "strategy": "standard", "seed": 1, "status": "ok"})
+    pd.DataFrame(rows).to_csv(sweep / "results.csv", index=False)
+    (sweep / "sweep.json").write_text(json.dumps({"datasets": [
+        {"name": name, "path": str(dataset)} for name in ("long-range", "long-range-convonly")]}))
+    argv = ["interpret", "--sweep", str(sweep), "--distal", "--n-seqs", "6",
+            "--methods", "input_x_gradient,saliency"]
+    assert main(argv) == 0
+    table = pd.read_csv(sweep / "interpret" / "distal.csv")
+    assert set(table.method) == {"input_x_gradient", "saliency"}
+    assert set(table.run_id) == {r["run_id"] for r in rows}
+    conv_far = table[(table.n_transformer == 0) & (table.group == "far")]
+    assert len(conv_far) == 2 and (conv_far.enrichment == 0).all()
+    assert (table.reach_bp == 35).all()
+    assert "| long-range-convonly | standard | saliency |" in (
+        sweep / "interpret" / "distal.md").read_text()
+    cache = sweep / "interpret" / "runs" / f"{rows[0]['run_id']}.json"
+    stamp = cache.stat().st_mtime_ns
+    assert main(argv) == 0
+    assert cache.stat().st_mtime_ns == stamp

@@ -61,6 +61,9 @@ class AttributionMethod:
             (:func:`benchmark_rc.attribution.scoring.position_scores`).
         options: the keyword options ``fn`` takes besides the shared ones.
         summary: one line for help texts.
+        same_values_as: the registered method whose values this one computes another way (e.g.
+            restricted ISM for ISM); "every method" defaults leave it out so the same scores are
+            not computed twice.
     """
 
     name: str
@@ -70,6 +73,7 @@ class AttributionMethod:
     mutagenesis: bool = False
     options: tuple[str, ...] = ("logits",)
     summary: str = ""
+    same_values_as: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "," in self.name or self.name != self.name.strip():
@@ -139,11 +143,14 @@ def get_method(method: str | AttributionMethod) -> AttributionMethod:
     return METHODS[method]
 
 
-def method_names(*, hypothetical: bool | None = None) -> tuple[str, ...]:
+def method_names(*, hypothetical: bool | None = None, distinct: bool = False
+                 ) -> tuple[str, ...]:
     """Registered names in registration order (``hypothetical``: only the methods that do, or
-    do not, give hypothetical scores)."""
+    do not, give hypothetical scores; ``distinct``: without the methods that compute another
+    method's values, :attr:`AttributionMethod.same_values_as`)."""
     return tuple(name for name, m in METHODS.items()
-                 if hypothetical is None or m.supports_hypothetical == hypothetical)
+                 if (hypothetical is None or m.supports_hypothetical == hypothetical)
+                 and not (distinct and m.same_values_as))
 
 
 def method_options(methods: Iterable[AttributionMethod] | None = None) -> set[str]:
@@ -190,7 +197,8 @@ for _method in (
     # ISM's values, recomputing per mutant only the positions it reaches (fastISM): a method of
     # its own so that the command line and the runner can choose it by name
     AttributionMethod("ism_fast", _without_references(ism_fast), mutagenesis=True,
-                      summary="ISM recomputing only what each mutation reaches (fastISM)"),
+                      summary="ISM recomputing only what each mutation reaches (fastISM)",
+                      same_values_as="ism"),
     AttributionMethod("saliency", _without_references(saliency),
                       summary="gradient of the target"),
     AttributionMethod("input_x_gradient", _without_references(input_x_gradient),

@@ -39,7 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output directory (default DIR/interpret)")
     parser.add_argument("--methods", type=_methods,
                         help="comma-separated attribution methods (default: every registered "
-                             "method; gradcam is taken at every convolution layer)")
+                             "method but those computing another's values, e.g. ism_fast; "
+                             "gradcam is taken at every convolution layer)")
     parser.add_argument("--definitions", type=_definitions, default=["koo", "prakash"],
                         help="comma-separated scoring definitions: koo, prakash (default both)")
     parser.add_argument("--n-seqs", type=int, default=500,
@@ -60,6 +61,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter-seqs", type=int,
                         help="test sequences for the filter analysis (default all)")
     parser.add_argument("--no-filters", action="store_true", help="skip the filter analysis")
+    parser.add_argument("--distal", action="store_true",
+                        help="long-range sweeps (enformer): score the promoter-track attribution "
+                             "of the distal enhancers by reach instead (docs/interpret.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +78,16 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     out = Path(args.out) if args.out else Path(args.sweep) / "interpret"
-    path = interpret_sweep(args.sweep, out, methods=args.methods or list(method_names()),
+    if args.distal:
+        from benchmark_rc.interpret.long_range import DISTAL_METHODS, distal_sweep
+
+        path = distal_sweep(args.sweep, out, methods=args.methods or DISTAL_METHODS,
+                            n_seqs=args.n_seqs, n_refs=args.n_refs, seed=args.seed,
+                            steps=args.steps, batch_size=args.batch_size)
+        print(path.read_text())
+        return 0
+    path = interpret_sweep(args.sweep, out,
+                           methods=args.methods or list(method_names(distinct=True)),
                            definitions=args.definitions, n_seqs=args.n_seqs,
                            filters=not args.no_filters, filter_seqs=args.filter_seqs,
                            output=args.output, logits=not args.probability,
