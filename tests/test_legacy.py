@@ -519,7 +519,7 @@ def test_side_by_side_results_are_well_formed_and_complete():
     keys = list(zip(results.side, results.strategy, results.seed, strict=True))
     assert len(keys) == len(set(keys)) and set(keys) == planned
     assert set(results.status) <= {"ok", "pending"}
-    assert (results[results.seed == 1535].status == "ok").all()
+    assert (results.status == "ok").all()  # all 18 runs finished
     pending = results[results.status == "pending"]
     assert pending[["epochs", "best_epoch", "test_auroc", "test_auprc"]].isna().all().all()
     for row in pending.itertuples():
