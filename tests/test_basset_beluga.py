@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import f32_rtol, model_terms
 
 from benchmark_rc import build_model, list_architectures, list_strategies
 from benchmark_rc.architectures import get_architecture
@@ -198,4 +199,5 @@ def test_a_run_through_the_training_api(tmp_path):
     assert summary["protocol"]["monitor"] == "val_auroc" and summary["epochs_run"] == 1
     model = keras.models.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
     scores = evaluate_model(model, str(data), "test")
-    assert scores["n"] == 8 and scores["rc_divergence"] < 1e-5
+    # RC-shared: predictions of x and RC(x) differ by float32 round-off of the model's sums only
+    assert scores["n"] == 8 and scores["rc_divergence"] < f32_rtol(model_terms(model))

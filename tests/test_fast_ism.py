@@ -129,8 +129,6 @@ def test_restricted_ism_equals_plain_ism(arch, strategy, update_small_convs):
 
 def test_restricted_ism_of_a_profile_model_per_head(update_small_convs):
     """bpnet: both heads (the per-position profile, run in full after the trunk, and counts)."""
-    if "bpnet" not in list_architectures():
-        pytest.skip("no bpnet architecture")
     model = build_model("bpnet", "rcps", seed=4, **small("bpnet"))
     x = _inputs(model, 1, seed=5)
     for output in ("profile", ("counts", 1)):

@@ -200,14 +200,7 @@ def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     from benchmark_rc.fileio import atomic_write_text
 
     sweep_dir = Path(sweep_dir)
-    results = sweep_dir / "results.csv"
-    if not results.is_file():
-        raise UserError(f"{sweep_dir}: no results.csv (not a sweep directory)")
-    frame = pd.read_csv(results, dtype=str).drop_duplicates("run_id", keep="last")
-    if "status" in frame:
-        frame = frame[frame["status"] == "ok"]
-    if frame.empty:
-        raise UserError(f"{results}: no finished runs to attribute")
+    frame = finished_runs(sweep_dir)
     rows: list[dict] = []
     for _, run in frame.iterrows():
         run_dir = sweep_dir / "runs" / run["run_id"]
@@ -257,6 +250,22 @@ def score_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                   _markdown(pivot, "{:.4f}"), ""]
     atomic_write_text(out_dir / "attribution_table.md", "\n".join(lines))
     return out_dir / "attribution_scores.csv"
+
+
+def finished_runs(sweep_dir: str | os.PathLike) -> Any:
+    """The finished runs of a sweep: its results.csv rows with status ok, the last row per run
+    id (a DataFrame of strings); UserError when there is no results.csv or no finished run."""
+    import pandas as pd
+
+    results = Path(sweep_dir) / "results.csv"
+    if not results.is_file():
+        raise UserError(f"{sweep_dir}: no results.csv (not a sweep directory)")
+    frame = pd.read_csv(results, dtype=str).drop_duplicates("run_id", keep="last")
+    if "status" in frame:
+        frame = frame[frame["status"] == "ok"]
+    if frame.empty:
+        raise UserError(f"{results}: no finished runs")
+    return frame
 
 
 def _sweep_dataset(sweep_dir: Path, name: str) -> Path:

@@ -99,7 +99,7 @@ def interpret_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     ``summary.csv``, ``paired_tests.csv``, ``ranking.csv`` and the markdown ``table.md``."""
     import pandas as pd
 
-    from benchmark_rc.attribution.runner import _sweep_dataset
+    from benchmark_rc.attribution.runner import _sweep_dataset, finished_runs
     from benchmark_rc.fileio import atomic_write_text, json_default
     from benchmark_rc.interpret import filters as flt
     from benchmark_rc.interpret import scoring
@@ -110,13 +110,7 @@ def interpret_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     if references not in scoring.REFERENCES:
         raise UserError(f"references must be one of {list(scoring.REFERENCES)}, got "
                         f"{references!r}")
-    results = sweep_dir / "results.csv"
-    if not results.is_file():
-        raise UserError(f"{sweep_dir}: no results.csv (not a sweep directory)")
-    frame = pd.read_csv(results, dtype=str).drop_duplicates("run_id", keep="last")
-    frame = frame[frame.get("status", "ok") == "ok"]
-    if frame.empty:
-        raise UserError(f"{results}: no finished runs")
+    frame = finished_runs(sweep_dir)
     hparams = _sweep_hparams(sweep_dir)
     params = {"methods": list(methods), "definitions": definitions, "n_seqs": n_seqs,
               "filters": filters, "filter_seqs": filter_seqs, "output": output,

@@ -180,7 +180,7 @@ def distal_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     from benchmark_rc.architectures import get_architecture
     from benchmark_rc.architectures.enformer import bin_size
-    from benchmark_rc.attribution.runner import _sweep_dataset
+    from benchmark_rc.attribution.runner import _sweep_dataset, finished_runs
     from benchmark_rc.fileio import atomic_write_text, json_default
     from benchmark_rc.registry import load_model
 
@@ -248,16 +248,3 @@ def distal_markdown(table: Any, params: dict, sweep_dir: Path) -> str:
         lines.append(f"| {dataset} | {strategy} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
-
-def finished_runs(sweep_dir: Path) -> Any:
-    """The finished runs of a sweep (results.csv rows with status ok, last row per run id)."""
-    import pandas as pd
-
-    results = Path(sweep_dir) / "results.csv"
-    if not results.is_file():
-        raise UserError(f"{sweep_dir}: no results.csv (not a sweep directory)")
-    frame = pd.read_csv(results, dtype=str).drop_duplicates("run_id", keep="last")
-    frame = frame[frame.get("status", "ok") == "ok"]
-    if frame.empty:
-        raise UserError(f"{results}: no finished runs")
-    return frame
