@@ -148,6 +148,33 @@ def _grad(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return tape.gradient(y, t).numpy()
 
 
+def test_softmax_rule_is_finite_and_exact_when_one_sum_of_exponentials_underflows():
+    """Trained attention has large logits: where every logit of the reference lies ~100 below
+    the input's largest (or the reverse), exp(l - max) sums to 0 in float32 for one of them. The
+    rule's secant of log S must not become atanh(1) = inf there (it gave NaN scores on a trained
+    enformer): the scores stay finite and sum to f(x) - f(ref), both ways round."""
+    inp = keras.Input((5, 4))
+    logits = keras.layers.Dense(3, use_bias=False)(inp)  # per position: a row of 3 logits
+    weights = keras.layers.Softmax()(logits)
+    model = keras.Model(inp, keras.layers.Dense(1)(keras.layers.Flatten()(weights)))
+    model.layers[1].set_weights([np.array([[0.0, 1.0, 2.0], [-200.0, -205.0, -210.0],
+                                           [0.0, 0.0, 0.0], [0.5, 0.0, -0.5]], np.float32)])
+    dense = model.layers[-1]
+    dense.set_weights([np.random.default_rng(0).normal(size=(15, 1)).astype(np.float32),
+                       np.zeros(1, np.float32)])
+    a, c = np.eye(4, dtype=np.float32)[[0]], np.eye(4, dtype=np.float32)[[1]]
+    x = np.stack([np.repeat(a, 5, 0), np.repeat(c, 5, 0)])  # all A, all C
+    refs = x[::-1, None]  # each one's reference is the other
+    scores = deepshap(model, x, references=refs, output=0, check_delta=None)
+    assert np.isfinite(scores).all()
+    f = predict_target(model, x, output=0).astype(np.float64)
+    delta = f - f[::-1]
+    assert np.abs(delta).min() > 0.1  # the weights change: the softmax rule carries delta
+    # float32: the logits change by ~200 while the weights change by O(1), so the logits'
+    # multipliers cancel ~200-fold: round-off ~200 eps32 per term (measured 1.8e-5 relative)
+    np.testing.assert_allclose(scores.sum((1, 2)), delta, rtol=200 * 4 * 1.2e-7, atol=1e-6)
+
+
 @pytest.mark.parametrize("strategy", ["standard", "rcps"])
 def test_deepshap_agrees_with_integrated_gradients_to_first_order(strategy):
     """DeepLIFT and integrated gradients both sum to delta and both reduce to gradient x

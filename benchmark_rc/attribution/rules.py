@@ -875,13 +875,17 @@ class Softmax(Rule):
                                         tf.reduce_max(l_r, -1, keepdims=True)))
         s_x = tf.reduce_sum(tf.exp(l_x - c), -1, keepdims=True)
         s_r = tf.reduce_sum(tf.exp(l_r - c), -1, keepdims=True)
-        # d log S / dS = atanh(q) / (q S_mid), q = (S_x - S_r) / (S_x + S_r)
+        # the secant of log at S: atanh(q) / (q S_mid), q = (S_x - S_r) / (S_x + S_r), as a
+        # series where q is small; elsewhere (log S_x - log S_r) / (S_x - S_r) from stable
+        # log-sum-exps, since one of the sums may underflow to 0 (q = +-1, atanh infinite)
         s_mid = 0.5 * (s_x + s_r)
         q = (s_x - s_r) / (s_x + s_r)
         small = tf.abs(q) < 1e-3
-        atanhc = tf.where(small, 1.0 + q * q / 3.0,
-                          tf.atanh(q) / tf.where(small, tf.ones_like(q), q))
-        w = atanhc / s_mid * _secant_exp(l_x - c, l_r - c)
+        lse_x = tf.reduce_logsumexp(l_x - c, -1, keepdims=True)
+        lse_r = tf.reduce_logsumexp(l_r - c, -1, keepdims=True)
+        log_secant = tf.where(small, (1.0 + q * q / 3.0) / s_mid,
+                              (lse_x - lse_r) / tf.where(small, tf.ones_like(q), s_x - s_r))
+        w = log_secant * _secant_exp(l_x - c, l_r - c)
         g = grad * e
         return [g - w * tf.reduce_sum(g, -1, keepdims=True)]
 
