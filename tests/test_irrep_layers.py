@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import assert_f32_close, f32_rtol, model_terms
+from test_layers import assert_weight_options
 
 from benchmark_rc.errors import UserError
 from benchmark_rc.layers import (
@@ -635,3 +636,37 @@ def test_get_config_round_trip(layer):
     serialized = keras.saving.serialize_keras_object(layer)
     assert serialized["registered_name"] == f"benchmark_rc>{type(layer).__name__}"
     assert keras.saving.deserialize_keras_object(serialized).get_config() == config
+
+
+# ---------------------------------------------------------------- per-weight options
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "weights"),
+    [
+        (lambda **o: IrrepBatchNorm(2, **o), (2, 8, 5), {"gamma": "gamma", "beta": "beta"}),
+        (lambda **o: RegToIrrepConv1D(2, 1, 5, **o), (2, 12, 4),
+         {"kernel_half": "kernel", "kernel_centre": "kernel"}),
+        (lambda **o: IrrepToIrrepConv1D(2, 2, 1, 3, **o), (2, 12, 3),
+         {"kernel_half": "kernel", "kernel_centre_aa": "kernel", "kernel_centre_bb": "kernel"}),
+        (lambda **o: IrrepToRegConv1D(2, 1, 3, **o), (2, 12, 3),
+         {"kernel_half": "kernel", "kernel_centre": "kernel"}),
+    ],
+    ids=["batchnorm", "reg_to_irrep", "irrep_to_irrep", "irrep_to_reg"],
+)
+def test_irrep_regularizers_and_constraints_reach_every_free_weight(make, shape, weights):
+    assert_weight_options(make, shape, weights)
+
+
+def test_irrep_batchnorm_weight_names_shapes_and_order_unchanged():
+    """Saved weights are matched by order: gamma, beta (a,), moving_mean (a,), moving_variance;
+    without +1 channels there is no beta and no moving mean."""
+    mixed, odd_only = IrrepBatchNorm(2), IrrepBatchNorm(0)
+    mixed.build((2, 8, 5))
+    odd_only.build((2, 8, 3))
+    assert [(w.name, tuple(w.shape), w.trainable) for w in mixed.weights] == [
+        ("gamma", (5,), True), ("beta", (2,), True),
+        ("moving_mean", (2,), False), ("moving_variance", (5,), False)]
+    assert [(w.name, tuple(w.shape)) for w in odd_only.weights] == [
+        ("gamma", (3,)), ("moving_variance", (3,))]
+    assert odd_only.beta is None and odd_only.moving_mean is None

@@ -482,3 +482,93 @@ def test_frozen_rc_batchnorm_uses_moving_statistics_like_keras():
     np.testing.assert_array_equal(np.asarray(ref(x, training=True)), np.asarray(ref(x)))
     np.testing.assert_array_equal(np.asarray(bn(x, training=True)), np.asarray(bn(x)))
     np.testing.assert_array_equal(np.asarray(bn.moving_mean), np.zeros(3))
+
+
+# ---------------------------------------------------------------- per-weight options
+
+
+def assert_weight_options(make, shape: tuple, weights: dict[str, str]) -> None:
+    """Every weight named in ``weights`` (attribute -> option group) of ``make(**options)``, built
+    for ``shape`` with an L1(0.5) regularizer and a NonNeg constraint on each group, carries
+    both, and so does the layer rebuilt from its config: the regularizers add exactly
+    0.5 * sum |w| to ``layer.losses`` and an optimizer step clamps every negative entry to 0."""
+    groups = sorted(set(weights.values()))
+    options = {f"{g}_regularizer": keras.regularizers.L1(0.5) for g in groups}
+    options.update({f"{g}_constraint": "non_neg" for g in groups})
+    layer = make(**options)
+    config = layer.get_config()
+    for g in groups:
+        assert config[f"{g}_regularizer"]["config"] == {"l1": 0.5}
+        assert config[f"{g}_constraint"]["class_name"] == "NonNeg"
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    for i, candidate in enumerate((layer, clone)):
+        candidate.build(shape)
+        variables = [getattr(candidate, name) for name in weights]
+        for seed, variable in enumerate(variables):  # every other entry negative
+            values = np.abs(rand(tuple(variable.shape), seed=20 + seed + i)) + 0.1
+            values.flat[::2] *= -1
+            variable.assign(values)
+        expected = sum(0.5 * np.sum(np.abs(np.asarray(v, np.float64))) for v in variables)
+        assert len(candidate.losses) == len(variables)
+        np.testing.assert_allclose(float(sum(candidate.losses)), expected, rtol=1e-5)
+        assert all(np.min(np.asarray(v)) < 0 for v in variables)
+        keras.optimizers.SGD(0.0).apply_gradients(
+            [(np.zeros(v.shape, "float32"), v) for v in variables]
+        )
+        assert all(np.min(np.asarray(v)) == 0.0 for v in variables)
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "weights"),
+    [
+        (lambda **o: RevCompConv1D(3, 5, **o), (2, 12, 4), {"kernel": "kernel", "bias": "bias"}),
+        (lambda **o: RevCompConv1DBatchNorm(**o), (2, 8, 6), {"gamma": "gamma", "beta": "beta"}),
+        (lambda **o: WeightedSum1D(2, **o), (2, 8, 6), {"kernel": "kernel"}),
+    ],
+    ids=["conv", "batchnorm", "weighted_sum"],
+)
+def test_weight_regularizers_and_constraints_reach_the_weights(make, shape, weights):
+    assert_weight_options(make, shape, weights)
+
+
+# The options each layer gained after models had been saved: such configs lack these keys.
+NEW_OPTIONS = {
+    RevCompConv1D: ("kernel_constraint", "bias_constraint"),
+    RevCompConv1DBatchNorm: ("beta_regularizer", "gamma_regularizer", "beta_constraint",
+                             "gamma_constraint"),
+    WeightedSum1D: ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
+}
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [(RevCompConv1D(3, 5), (2, 12, 4)), (RevCompConv1DBatchNorm(), (2, 8, 6)),
+     (WeightedSum1D(2), (2, 8, 6))],
+    ids=["conv", "batchnorm", "weighted_sum"],
+)
+def test_rc_layer_defaults_add_no_penalty_or_constraint(layer, shape):
+    """The defaults add nothing (no loss, no constraint), and a config saved before the new
+    options existed (no such keys) loads with the same defaults."""
+    config = layer.get_config()
+    old = {k: v for k, v in config.items() if k not in NEW_OPTIONS[type(layer)]}
+    assert len(old) == len(config) - len(NEW_OPTIONS[type(layer)])
+    assert type(layer).from_config(old).get_config() == config
+    layer.build(shape)
+    assert layer.losses == []
+    assert all(w.regularizer is None and w.constraint is None for w in layer.weights)
+
+
+def test_rc_batchnorm_weight_names_shapes_and_order_unchanged():
+    """Saved weights are matched by order: gamma, beta, then the two moving statistics."""
+    full, bare = RevCompConv1DBatchNorm(), RevCompConv1DBatchNorm(center=False, scale=False)
+    for layer in (full, bare):
+        layer.build((2, 8, 6))
+    assert [(w.name, tuple(w.shape), w.trainable) for w in full.weights] == [
+        ("gamma", (3,), True), ("beta", (3,), True),
+        ("moving_mean", (3,), False), ("moving_variance", (3,), False)]
+    assert [w.name for w in bare.weights] == ["moving_mean", "moving_variance"]
+    assert bare.gamma is None and bare.beta is None
+    x = rand((2, 8, 6), seed=3)
+    # inference with the initial statistics: (x - 0) / sqrt(1 + epsilon), no gamma or beta
+    np.testing.assert_allclose(np.asarray(bare(x)), x / np.sqrt(1.001), rtol=1e-6)

@@ -52,6 +52,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from benchmark_rc.layers._weights import add_group_weight as _add
+from benchmark_rc.layers._weights import weight_config as _weight_config
 from benchmark_rc.layers.rcps import PACKAGE, RCGeometryError, _check_even_channels
 
 POSITION_FUNCTIONS = ("exponential", "central_mask", "gamma")
@@ -128,25 +130,6 @@ def _weight_options(groups: tuple[str, ...], kwargs: dict) -> dict[str, Any]:
         out[f"{group}_constraint"] = keras.constraints.get(
             kwargs.pop(f"{group}_constraint", None))
     return out
-
-
-def _weight_config(layer: keras.layers.Layer, groups: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for group in groups:
-        out[f"{group}_initializer"] = keras.initializers.serialize(
-            getattr(layer, f"{group}_initializer"))
-        out[f"{group}_regularizer"] = keras.regularizers.serialize(
-            getattr(layer, f"{group}_regularizer"))
-        out[f"{group}_constraint"] = keras.constraints.serialize(
-            getattr(layer, f"{group}_constraint"))
-    return out
-
-
-def _add(layer: keras.layers.Layer, name: str, shape: tuple, group: str) -> Any:
-    return layer.add_weight(name=name, shape=shape,
-                            initializer=getattr(layer, f"{group}_initializer"),
-                            regularizer=getattr(layer, f"{group}_regularizer"),
-                            constraint=getattr(layer, f"{group}_constraint"))
 
 
 def _rc_pointwise(kernel: Any) -> Any:

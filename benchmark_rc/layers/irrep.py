@@ -39,12 +39,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from benchmark_rc.layers._weights import set_weight_options, weight_config
 from benchmark_rc.layers.rcps import (
     PACKAGE,
+    RCBatchNormalization,
     RCGeometryError,
     _as_int,
     _check_even_channels,
-    batch_norm_config,
     check_rc_geometry,
 )
 
@@ -107,9 +108,9 @@ class _EquivariantConv1D(keras.layers.Layer):
         if self.kernel_size < 1 or self.dilation_rate < 1:
             raise RCGeometryError("kernel_size and dilation_rate must be >= 1")
         check_rc_geometry(None, self.kernel_size, 1, self.padding, self.dilation_rate)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        set_weight_options(
+            self, "kernel", kernel_initializer, kernel_regularizer, kernel_constraint
+        )
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
     # --- subclass interface -------------------------------------------------------------------
@@ -256,9 +257,7 @@ class _EquivariantConv1D(keras.layers.Layer):
                 "kernel_size": self.kernel_size,
                 "dilation_rate": self.dilation_rate,
                 "padding": self.padding,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                **weight_config(self, ("kernel",)),
             }
         )
         return config
@@ -461,7 +460,7 @@ class IrrepActivation(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class IrrepBatchNorm(keras.layers.Layer):
+class IrrepBatchNorm(RCBatchNormalization):
     """Batch normalisation of an irrep map (B, L, a + b) -> same shape, RC-equivariant.
 
     * a channels (+1): ordinary per-channel batch norm over batch x length,
@@ -476,77 +475,26 @@ class IrrepBatchNorm(keras.layers.Layer):
 
     Weights: ``gamma`` (a + b,) if scale, ``beta`` (a,) if center and a > 0, non-trainable
     ``moving_mean`` (a,) if a > 0 and ``moving_variance`` (a + b,) whose b entries are the moving
-    second moment E[x^2] of the b channels. Defaults as Keras' BatchNormalization.
+    second moment E[x^2] of the b channels.
+
+    Args:
+        a: the number of +1 channels (the first a; b = input channels - a).
+        momentum, epsilon, center, scale, the initializers, regularizers and constraints: as
+            Keras' BatchNormalization, with its defaults (see
+            :class:`~benchmark_rc.layers.rcps.RCBatchNormalization`).
     """
 
-    def __init__(
-        self,
-        a: int,
-        momentum: float = 0.99,
-        epsilon: float = 1e-3,
-        center: bool = True,
-        scale: bool = True,
-        beta_initializer: Any = "zeros",
-        gamma_initializer: Any = "ones",
-        moving_mean_initializer: Any = "zeros",
-        moving_variance_initializer: Any = "ones",
-        beta_regularizer: Any = None,
-        gamma_regularizer: Any = None,
-        beta_constraint: Any = None,
-        gamma_constraint: Any = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, a: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.a = int(a)
         if self.a < 0:
             raise RCGeometryError(f"IrrepBatchNorm a must be >= 0, got {a}")
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.center = bool(center)
-        self.scale = bool(scale)
-        self.beta_initializer = keras.initializers.get(beta_initializer)
-        self.gamma_initializer = keras.initializers.get(gamma_initializer)
-        self.moving_mean_initializer = keras.initializers.get(moving_mean_initializer)
-        self.moving_variance_initializer = keras.initializers.get(moving_variance_initializer)
-        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
-        self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
-        self.beta_constraint = keras.constraints.get(beta_constraint)
-        self.gamma_constraint = keras.constraints.get(gamma_constraint)
-        self.input_spec = keras.layers.InputSpec(ndim=3)
 
     def build(self, input_shape: tuple) -> None:
         self.b = _check_irrep_split(self.a, input_shape[-1], "IrrepBatchNorm")
         channels = self.a + self.b
-        self.gamma = self.beta = self.moving_mean = None
-        if self.scale:
-            self.gamma = self.add_weight(
-                name="gamma",
-                shape=(channels,),
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-            )
-        if self.center and self.a:
-            self.beta = self.add_weight(
-                name="beta",
-                shape=(self.a,),
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-            )
-        if self.a:
-            self.moving_mean = self.add_weight(
-                name="moving_mean",
-                shape=(self.a,),
-                initializer=self.moving_mean_initializer,
-                trainable=False,
-            )
-        self.moving_variance = self.add_weight(
-            name="moving_variance",
-            shape=(channels,),
-            initializer=self.moving_variance_initializer,
-            trainable=False,
-        )
+        per_a = (self.a,) if self.a else None
+        self._add_batch_norm_weights((channels,), per_a, per_a, (channels,))
         self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: channels})
 
     def _pad_b(self, v: Any) -> Any:
@@ -589,18 +537,7 @@ class IrrepBatchNorm(keras.layers.Layer):
         return input_shape
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "a": self.a,
-                **batch_norm_config(self),
-                "beta_regularizer": keras.regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
-                "beta_constraint": keras.constraints.serialize(self.beta_constraint),
-                "gamma_constraint": keras.constraints.serialize(self.gamma_constraint),
-            }
-        )
-        return config
+        return {**super().get_config(), "a": self.a}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

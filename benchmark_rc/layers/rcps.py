@@ -13,7 +13,9 @@ Layers:
   :class:`~benchmark_rc.layers.compat.KerasGenomicsRevCompConv1D` reproduces). Equivariant:
   y(RC x) = RC y(x).
 * :class:`RevCompConv1DBatchNorm`: batch norm whose channel c and its partner 2F-1-c share
-  gamma/beta and statistics (computed over batch x 2L without materialising the stacked tensor).
+  gamma/beta and statistics (computed over batch x 2L without materialising the stacked tensor);
+  its options and weights (Keras BatchNormalization's) come from :class:`RCBatchNormalization`,
+  which :class:`~benchmark_rc.layers.IrrepBatchNorm` shares.
 * :class:`RevCompSumPool` / :class:`RevCompAvgPool`: strand merge (B, L, 2F) -> (B, L, F),
   out[p, c] = x[p, c] + x[L-1-p, 2F-1-c] (sum) or half of it (average). RC-invariant.
 * :class:`WeightedSum1D`: RC-tied position x channel weights -> (B, units) invariant read-out.
@@ -27,6 +29,7 @@ import keras
 from keras import ops
 
 from benchmark_rc.errors import UserError
+from benchmark_rc.layers._weights import add_group_weight, set_weight_options, weight_config
 from benchmark_rc.sequence import reverse_complement
 
 PACKAGE = "benchmark_rc"
@@ -104,6 +107,9 @@ class RevCompConv1D(keras.layers.Layer):
             break equivariance raise :class:`RCGeometryError` (see :func:`check_rc_geometry`).
         activation: element-wise activation (commutes with RC).
         use_bias: bias b (F,) applied as [b, reversed b].
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+            kernel_constraint, bias_constraint: as ``keras.layers.Conv1D``, applied to the free
+            kernel W (k, C_in, F) and bias b (F,).
     """
 
     def __init__(
@@ -119,6 +125,8 @@ class RevCompConv1D(keras.layers.Layer):
         bias_initializer: Any = "zeros",
         kernel_regularizer: Any = None,
         bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,10 +144,10 @@ class RevCompConv1D(keras.layers.Layer):
         check_rc_geometry(None, self.kernel_size, self.strides, self.padding, self.dilation_rate)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        set_weight_options(
+            self, "kernel", kernel_initializer, kernel_regularizer, kernel_constraint
+        )
+        set_weight_options(self, "bias", bias_initializer, bias_regularizer, bias_constraint)
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
     def build(self, input_shape: tuple) -> None:
@@ -149,19 +157,11 @@ class RevCompConv1D(keras.layers.Layer):
         check_rc_geometry(
             input_shape[1], self.kernel_size, self.strides, self.padding, self.dilation_rate
         )
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(self.kernel_size, int(channels), self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
+        self.kernel = add_group_weight(
+            self, "kernel", (self.kernel_size, int(channels), self.filters), "kernel"
         )
         if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.filters,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-            )
+            self.bias = add_group_weight(self, "bias", (self.filters,), "bias")
         self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: int(channels)})
 
     def full_kernel(self) -> Any:
@@ -221,40 +221,30 @@ class RevCompConv1D(keras.layers.Layer):
                 "dilation_rate": self.dilation_rate,
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                **weight_config(self, ("kernel", "bias")),
             }
         )
         return config
 
 
-def batch_norm_config(layer: keras.layers.Layer) -> dict[str, Any]:
-    """The batch-norm options every RC batch norm stores in its config (momentum, epsilon,
-    center, scale and the four initializers), serialised."""
-    return {
-        "momentum": layer.momentum,
-        "epsilon": layer.epsilon,
-        "center": layer.center,
-        "scale": layer.scale,
-        **{f"{name}_initializer": keras.initializers.serialize(
-            getattr(layer, f"{name}_initializer"))
-           for name in ("beta", "gamma", "moving_mean", "moving_variance")},
-    }
+class RCBatchNormalization(keras.layers.Layer):
+    """Options and weights shared by the RC batch norms (not registered; use the subclasses).
 
+    Args (Keras ``BatchNormalization``'s, with its defaults):
+        momentum: moving statistics m <- momentum m + (1 - momentum) batch value.
+        epsilon: added to the variance before the square root.
+        center, scale: whether the layer has the offset ``beta`` / the scale ``gamma``.
+        beta_initializer, gamma_initializer, moving_mean_initializer,
+            moving_variance_initializer: initializers of the four weights.
+        beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint: applied to the
+            trainable ``beta`` and ``gamma``.
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class RevCompConv1DBatchNorm(keras.layers.Layer):
-    """Batch normalisation of a regular map (B, L, 2F) with RC-tied parameters and statistics.
-
-    Equivalent to keras-genomics' layer (stack the channel-reversed RC half under the forward half
-    along length, normalise F channels over batch x 2L, split back) but computed without the
-    stacked copy: per-pair mean and variance are combined from the per-channel moments. Keras
-    BatchNormalization defaults: momentum 0.99, epsilon 1e-3, centre and scale on; like Keras'
-    layer it normalises with the moving statistics when ``trainable`` is False (fine-tuning).
-    Output shape = input shape.
+    A subclass creates the weights in ``build`` with :meth:`_add_batch_norm_weights` (their
+    shapes are its own) and implements ``call``; ``get_config`` holds every option above.
     """
+
+    _trainable_groups = ("beta", "gamma")
+    _statistics_groups = ("moving_mean", "moving_variance")
 
     def __init__(
         self,
@@ -266,6 +256,10 @@ class RevCompConv1DBatchNorm(keras.layers.Layer):
         gamma_initializer: Any = "ones",
         moving_mean_initializer: Any = "zeros",
         moving_variance_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -273,35 +267,64 @@ class RevCompConv1DBatchNorm(keras.layers.Layer):
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
-        self.beta_initializer = keras.initializers.get(beta_initializer)
-        self.gamma_initializer = keras.initializers.get(gamma_initializer)
+        set_weight_options(self, "beta", beta_initializer, beta_regularizer, beta_constraint)
+        set_weight_options(self, "gamma", gamma_initializer, gamma_regularizer, gamma_constraint)
         self.moving_mean_initializer = keras.initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = keras.initializers.get(moving_variance_initializer)
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
+    def _add_batch_norm_weights(
+        self, gamma: tuple, beta: tuple | None, mean: tuple | None, variance: tuple
+    ) -> None:
+        """Create ``gamma`` (if scale), ``beta`` (if center), then the non-trainable
+        ``moving_mean`` and ``moving_variance`` with these shapes, in this order (the order of
+        saved weights); a shape None means no such weight (the attribute is None)."""
+        self.gamma = self.beta = self.moving_mean = None
+        if self.scale:
+            self.gamma = add_group_weight(self, "gamma", gamma, "gamma")
+        if self.center and beta is not None:
+            self.beta = add_group_weight(self, "beta", beta, "beta")
+        if mean is not None:
+            self.moving_mean = add_group_weight(
+                self, "moving_mean", mean, "moving_mean", trainable=False
+            )
+        self.moving_variance = add_group_weight(
+            self, "moving_variance", variance, "moving_variance", trainable=False
+        )
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                **weight_config(self, self._trainable_groups),
+                **weight_config(self, self._statistics_groups, ("initializer",)),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RevCompConv1DBatchNorm(RCBatchNormalization):
+    """Batch normalisation of a regular map (B, L, 2F) with RC-tied parameters and statistics.
+
+    Equivalent to keras-genomics' layer (stack the channel-reversed RC half under the forward half
+    along length, normalise F channels over batch x 2L, split back) but computed without the
+    stacked copy: per-pair mean and variance are combined from the per-channel moments. Keras
+    BatchNormalization defaults: momentum 0.99, epsilon 1e-3, centre and scale on; like Keras'
+    layer it normalises with the moving statistics when ``trainable`` is False (fine-tuning).
+    Output shape = input shape. Weights ``gamma``, ``beta``, ``moving_mean``,
+    ``moving_variance``: (F,) each, shared by channel c and its partner 2F-1-c. Arguments: see
+    :class:`RCBatchNormalization`.
+    """
+
     def build(self, input_shape: tuple) -> None:
         half = _check_even_channels(input_shape[-1], "RevCompConv1DBatchNorm")
         self.half = half
-        if self.scale:
-            self.gamma = self.add_weight(
-                name="gamma", shape=(half,), initializer=self.gamma_initializer
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                name="beta", shape=(half,), initializer=self.beta_initializer
-            )
-        self.moving_mean = self.add_weight(
-            name="moving_mean",
-            shape=(half,),
-            initializer=self.moving_mean_initializer,
-            trainable=False,
-        )
-        self.moving_variance = self.add_weight(
-            name="moving_variance",
-            shape=(half,),
-            initializer=self.moving_variance_initializer,
-            trainable=False,
-        )
+        self._add_batch_norm_weights((half,), (half,), (half,), (half,))
         self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: 2 * half})
 
     @staticmethod
@@ -344,11 +367,6 @@ class RevCompConv1DBatchNorm(keras.layers.Layer):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(batch_norm_config(self))
-        return config
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class RevCompSumPool(keras.layers.Layer):
@@ -384,13 +402,28 @@ class WeightedSum1D(keras.layers.Layer):
     Learns W (L, F, units); the full weight is [W, W reversed in length and channels] of shape
     (L, 2F, units) and out[:, u] = sum_{p, c} x[p, c] * W_full[p, c, u]. For units=1 this is
     keras-genomics' WeightedSum1D(symmetric=False, input_is_revcomp_conv=True) followed by the
-    fixed all-ones Dense of the paper's RCWeight model. Initialiser: uniform in
-    +-sqrt(6 / (L * 2F * 2)) as in keras-genomics.
+    fixed all-ones Dense of the paper's RCWeight model.
+
+    Args:
+        units: number of outputs.
+        kernel_initializer: initializer of W; None (default): uniform in +-sqrt(6 / (L * 2F * 2))
+            as in keras-genomics.
+        kernel_regularizer, kernel_constraint: applied to the free W.
     """
 
-    def __init__(self, units: int = 1, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        units: int = 1,
+        kernel_initializer: Any = None,
+        kernel_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.units = int(units)
+        set_weight_options(
+            self, "kernel", kernel_initializer, kernel_regularizer, kernel_constraint
+        )
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
     def build(self, input_shape: tuple) -> None:
@@ -398,11 +431,16 @@ class WeightedSum1D(keras.layers.Layer):
         if length is None:
             raise RCGeometryError("WeightedSum1D needs a known input length")
         half = _check_even_channels(input_shape[-1], "WeightedSum1D")
-        limit = (6.0 / (int(length) * 2 * half * 2)) ** 0.5
+        initializer = self.kernel_initializer
+        if initializer is None:  # keras-genomics' uniform, scaled by the full weight's size
+            limit = (6.0 / (int(length) * 2 * half * 2)) ** 0.5
+            initializer = keras.initializers.RandomUniform(-limit, limit)
         self.kernel = self.add_weight(
             name="kernel",
             shape=(int(length), half, self.units),
-            initializer=keras.initializers.RandomUniform(-limit, limit),
+            initializer=initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
 
     def call(self, inputs: Any) -> Any:
@@ -414,6 +452,4 @@ class WeightedSum1D(keras.layers.Layer):
         return (input_shape[0], self.units)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config["units"] = self.units
-        return config
+        return {**super().get_config(), "units": self.units, **weight_config(self, ("kernel",))}
