@@ -260,6 +260,20 @@ def test_cli_end_to_end(tmp_path, files, capsys):
     assert not (tmp_path / "x.h5").exists()
 
 
+def test_cli_offline_mean_motifs(tmp_path):
+    """--mean-motifs reaches the offline sources: more instances per positive source, more hits
+    pasted back (same seed, same sources otherwise)."""
+    pasted = {}
+    for mean in ("1", "4"):
+        out = tmp_path / f"m{mean}.h5"
+        assert cli.main(["simulate", "realistic", "--num-seqs", "40", "--length", "150",
+                         "--mean-motifs", mean, "--seed", "2", "--out", str(out)]) == 0
+        params = read_attrs(out)["params"]
+        assert params["mean_motifs"] == float(mean)
+        pasted[mean] = params["counts"]["hits_pasted_positives"]
+    assert pasted["4"] > 1.5 * pasted["1"], pasted  # chance hits of the background add to both
+
+
 def test_the_simulation_table_has_kind_realistic(tmp_path, files):
     assert "realistic" in SIMULATIONS
     assert generator("realistic") is R.simulate_realistic

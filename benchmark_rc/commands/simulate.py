@@ -138,6 +138,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--background", metavar="FASTA",
                    help="offline: fit the order-2 Markov background to these sequences "
                         "(default: built-in human dinucleotide table)")
+    s.add_argument("--mean-motifs", type=float, default=2.0,
+                   help="offline: Poisson mean of motif instances per positive source "
+                        "(default 2)")
     s.add_argument("--seed", type=int, default=1234)
     s.add_argument("--out", required=True, help="output HDF5 file")
     s.set_defaults(parameters=_realistic_parameters)
@@ -170,6 +173,7 @@ def _realistic_parameters(args: argparse.Namespace) -> dict:
     return {"positives": args.positives, "negatives": args.negatives, **motifs,
             "seed": args.seed, "threshold": args.threshold, "num_seqs": args.num_seqs,
             "length": args.length, "background": args.background,
+            "mean_motifs": args.mean_motifs,
             "min_pos_hits": args.min_pos_hits, "min_enrichment": args.min_enrichment,
             "negative_hit_fraction": args.negative_hit_fraction,
             "implant_negatives": not args.no_negative_implants,
