@@ -8,7 +8,8 @@ set -euo pipefail
 OUT=${OUT:-runs/interpret}
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=1
 export TF_CPP_MIN_LOG_LEVEL=2
+# SHARD=I/N: one of N processes sharing OUT (sweep --shard)
 for seed in 1535 1780 2143; do
   .venv/bin/benchmark-rc sweep --preset interpret-cpu --seeds "$seed" --out "$OUT" \
-    --no-progress --no-report
+    ${SHARD:+--shard "$SHARD"} --no-progress --no-report
 done
