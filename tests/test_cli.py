@@ -33,6 +33,17 @@ def test_help_lists_every_available_subcommand():
         assert name in result.stdout
 
 
+def test_train_help_names_every_architecture_and_protocol():
+    """The names `train --help` writes out (no Keras import at --help) are the registries'."""
+    from benchmark_rc.architectures import ARCHITECTURES
+    from benchmark_rc.commands import train
+    from benchmark_rc.training.protocol import PROTOCOLS, SELECTS
+
+    assert train.ARCHITECTURE_NAMES == tuple(ARCHITECTURES)
+    assert train.PROTOCOL_NAMES == tuple(PROTOCOLS)
+    assert train.SELECT_NAMES == tuple(SELECTS)
+
+
 def test_version():
     result = run_cli("--version")
     assert result.returncode == 0

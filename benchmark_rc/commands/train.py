@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import argparse
 
+# The registries' names, written out so that `--help` needs no Keras import (the launcher's
+# promise); tests/test_cli.py checks them against ARCHITECTURES and PROTOCOLS.
+ARCHITECTURE_NAMES = ("sim", "binary", "bpnet", "koo-cnn2", "koo-cnn50", "koo-cnn-deep",
+                      "koo-cnn-local", "koo-cnn-dist", "enformer", "basset", "beluga")
+PROTOCOL_NAMES = ("sim", "binary", "profile", "tracks", "koo-task1", "koo-task3", "prakash")
+SELECT_NAMES = ("auroc", "auprc", "loss", "last")
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="HDF5 dataset (benchmark_rc schema)")
-    parser.add_argument("--arch", required=True, help="architecture: sim, binary or bpnet")
+    parser.add_argument("--arch", required=True,
+                        help="architecture: " + ", ".join(ARCHITECTURE_NAMES))
     parser.add_argument("--strategy", required=True,
                         help="strategy (standard, rcaug, conjoined, rcps, ...; posthoc ones are "
                              "made with `benchmark-rc conjoin` from an rcaug run)")
     parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     parser.add_argument("--out", required=True, help="run directory to create or resume")
-    parser.add_argument("--protocol", choices=("sim", "binary", "profile", "tracks",
-                                               "koo-task1", "koo-task3"),
+    parser.add_argument("--protocol", choices=PROTOCOL_NAMES,
                         help="training protocol (default: from --arch)")
     parser.add_argument("--epochs", type=int, help="override the protocol's epochs")
     parser.add_argument("--batch-size", type=int, help="override the batch size")
     parser.add_argument("--steps-per-epoch", type=int, help="override steps per epoch")
     parser.add_argument("--patience", type=int,
                         help="early-stopping patience on val_loss (0: never stop early)")
-    parser.add_argument("--select", choices=("auroc", "auprc", "loss", "last"),
+    parser.add_argument("--select", choices=SELECT_NAMES,
                         help="weights kept: best val auROC, auPRC or loss, or the last epoch's")
     parser.add_argument("--jitter", type=int, help="profile jitter (bases, <= stored margin)")
     parser.add_argument("--upsample", type=float,
