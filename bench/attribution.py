@@ -120,6 +120,19 @@ def onednn_enabled() -> bool | None:
         return None
 
 
+def machine_info(load: dict) -> dict:
+    """The "machine" entry of a benchmark's JSON: platform, CPUs, the other load measured by
+    :class:`LoadMonitor` (``load``), oneDNN, TensorFlow's thread pools and GPUs."""
+    import tensorflow as tf
+
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), **load, "onednn": onednn_enabled(),
+            "tensorflow_threads": {
+                "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+            "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]}
+
+
 @contextlib.contextmanager
 def engine_before():
     """The DeepLIFT engine before issue 18's speed work, for before/after figures in one run:
@@ -177,7 +190,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras
     import shap
-    import tensorflow as tf
     from shap.explainers._deep import deep_tf
     from tensorflow.python.eager import backprop, execute
 
@@ -357,12 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     load = monitor.stop()
     result = {
         "benchmark": "attribution",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), **load, "onednn": onednn_enabled(),
-                    "tensorflow_threads": {
-                        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
-                    "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]},
+        "machine": machine_info(load),
         "versions": versions(("tensorflow", "keras", "shap", "numpy", "benchmark_rc")),
         "params": {"arch": "binary", "strategy": "standard", "length": length,
                    "n_refs": args.n_refs, "n_seqs": args.n_seqs, "n_shap": args.n_shap,

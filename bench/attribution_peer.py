@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -47,7 +46,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from attribution import CLOCKS, LoadMonitor, _ratio, onednn_enabled  # bench/attribution.py
+from attribution import CLOCKS, LoadMonitor, _ratio, machine_info  # bench/attribution.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -269,10 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                   "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
     result = {
         "benchmark": "attribution_peer",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), **load,
-                    "onednn": onednn_enabled(),
-                    "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]},
+        "machine": machine_info(load),
         "versions": {**versions(("tensorflow", "keras", "numpy", "benchmark_rc")),
                      "torch": torch.__version__, "tangermeme": tangermeme.__version__},
         "params": {"arch": "binary", "strategy": "standard", "length": length,

@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from attribution import CLOCKS, LoadMonitor, _ratio, _seconds, onednn_enabled  # bench/
+from attribution import CLOCKS, LoadMonitor, _ratio, _seconds, machine_info  # bench/
 
 TARGET_SPEEDUP = {"basset": 5.0, "beluga": 5.0}
 
@@ -93,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "ism.json"))
     args = parser.parse_args(argv)
 
-    import tensorflow as tf
 
     from benchmark_rc.architectures import ARCHITECTURES
     from benchmark_rc.attribution.batching import default_batch_size
@@ -109,12 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     load = monitor.stop()
     result = {
         "benchmark": "ism",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), **load, "onednn": onednn_enabled(),
-                    "tensorflow_threads": {
-                        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
-                    "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]},
+        "machine": machine_info(load),
         "versions": versions(("tensorflow", "keras", "numpy", "benchmark_rc")),
         "params": {"archs": archs, "strategy": "standard", "n_seqs": args.n_seqs,
                    "mutants_per_seq": "3 x input_length",
