@@ -98,6 +98,31 @@ def test_conv_only_model_cannot_attribute_to_far_enhancers(dataset, n_transforme
         assert far["enrichment"] > 0.05, far
 
 
+def test_promoter_fit_against_an_oracle(dataset, monkeypatch):
+    """promoter_fit with predictions known in advance: the observed counts of the central bins
+    (Pearson and Spearman 1), their negation (-1); the sequences used are those with a promoter
+    (promoter_prob=1 here: all). The predictions stand in for predict_target, so the test pins
+    what is compared with what; test_distal_sweep_command... runs it on real models."""
+    from benchmark_rc.attribution import targets
+    from benchmark_rc.data.hdf5 import read_split
+    from benchmark_rc.interpret.long_range import promoter_fit
+
+    data = read_split(dataset, "test", keys=("x", "tracks"))
+    x, tracks = np.asarray(data["x"]), np.asarray(data["tracks"])
+    central = tracks[:, 13:15, 0].sum(1)  # 28 bins: the central two are 13 and 14
+    row_of = {r.tobytes(): i for i, r in enumerate(x.astype(np.float32))}
+    for sign in (1.0, -1.0):
+        def oracle(model, seqs, output=None, sign=sign, **kwargs):
+            assert output.track == 0 and output.bins == 2
+            return sign * central[[row_of[r.tobytes()] for r in seqs]]
+
+        monkeypatch.setattr(targets, "predict_target", oracle)
+        fit = promoter_fit(None, dataset, "test", bins=2)
+        assert fit["promoter_pearson"] == pytest.approx(sign)
+        assert fit["promoter_spearman"] == pytest.approx(sign)
+        assert fit["promoter_n"] == len(x)
+
+
 def test_distal_sweep_command_scores_every_enformer_run(dataset, tmp_path):
     """`interpret --sweep DIR --distal` over a hand-made sweep directory (two saved tiny models,
     full and conv-only): one row per run x method x reach group, the conv-only run's far group
@@ -131,8 +156,12 @@ def test_distal_sweep_command_scores_every_enformer_run(dataset, tmp_path):
     conv_far = table[(table.n_transformer == 0) & (table.group == "far")]
     assert len(conv_far) == 2 and (conv_far.enrichment == 0).all()
     assert (table.reach_bp == 35).all()
-    assert "| long-range-convonly | standard | saliency |" in (
-        sweep / "interpret" / "distal.md").read_text()
+    report = (sweep / "interpret" / "distal.md").read_text()
+    assert "| long-range-convonly | standard | saliency |" in report
+    # the promoter fit of each run, in the rows and the report
+    assert table.groupby("run_id").promoter_pearson.nunique().eq(1).all()
+    assert table.promoter_pearson.between(-1, 1).all() and (table.promoter_n >= 3).all()
+    assert "| long-range-convonly | standard | " in report.split("## Promoter prediction")[1]
     cache = sweep / "interpret" / "runs" / f"{rows[0]['run_id']}.json"
     stamp = cache.stat().st_mtime_ns
     assert main(argv) == 0
