@@ -141,7 +141,10 @@ def test_distal_sweep_command_scores_every_enformer_run(dataset, tmp_path):
         run.mkdir(parents=True)
         hp = {**TINY, "n_transformer": n_transformer}
         build_model("enformer", "standard", seed=2, **hp).save(run / "model.keras")
-        (run / "config.json").write_text(json.dumps({"model_hparams": hp}))
+        # the conv-only run written as a post-hoc run is: its hparams under base_config
+        config = {"model_hparams": hp} if n_transformer else {
+            "posthoc_of": "x", "base_config": {"model_hparams": hp}}
+        (run / "config.json").write_text(json.dumps(config))
         rows.append({"run_id": run_id, "dataset": name, "arch": "enformer",
                      "strategy": "standard", "seed": 1, "status": "ok"})
     pd.DataFrame(rows).to_csv(sweep / "results.csv", index=False)

@@ -239,7 +239,9 @@ def distal_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                 print(f"scoring distal attribution of {run_id}", flush=True)
             run_dir = sweep_dir / "runs" / run_id
             config = json.loads((run_dir / "config.json").read_text())
-            hp = {**get_architecture("enformer").defaults, **config["model_hparams"]}
+            # a post-hoc conjoined run keeps its base (rcaug) run's config under base_config
+            trained = config.get("base_config", config)
+            hp = {**get_architecture("enformer").defaults, **trained["model_hparams"]}
             model = load_model(run_dir / "model.keras", compile=False)
             x, table = distal_evaluation_set(_sweep_dataset(sweep_dir, str(run["dataset"])),
                                              split, n_seqs)
