@@ -13,3 +13,5 @@ for seed in 1535 1780 2143; do
   .venv/bin/benchmark-rc sweep --preset interpret-cpu --seeds "$seed" --out "$OUT" \
     ${SHARD:+--shard "$SHARD"} --no-progress --no-report
 done
+# then the scores (resumable: per-run caches in $OUT/interpret/runs):
+.venv/bin/benchmark-rc interpret --sweep "$OUT" --n-seqs 100 --no-filters
