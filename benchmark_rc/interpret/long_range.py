@@ -243,16 +243,17 @@ def distal_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             trained = config.get("base_config", config)
             hp = {**get_architecture("enformer").defaults, **trained["model_hparams"]}
             model = load_model(run_dir / "model.keras", compile=False)
-            x, table = distal_evaluation_set(_sweep_dataset(sweep_dir, str(run["dataset"])),
-                                             split, n_seqs)
+            data_path = _sweep_dataset(sweep_dir, str(run["dataset"]))
+            x, table = distal_evaluation_set(data_path, split, n_seqs)
             reach = conv_reach(hp)
             scored = score_distal(model, x, table, reach=reach, bins=bins,
                                   bin_size=bin_size(hp), methods=methods, n_refs=n_refs,
                                   seed=seed, steps=steps, batch_size=batch_size)
             done = {"params": params, "reach": reach,
-                    "n_transformer": int(hp["n_transformer"]), "rows": scored}
+                    "n_transformer": int(hp["n_transformer"]), "rows": scored,
+                    "promoter": promoter_fit(model, data_path, split, bins, batch_size)}
             atomic_write_text(cache, json.dumps(done, indent=2, default=json_default))
-        if "promoter" not in done:  # cheap: one forward pass (older caches lack it)
+        if "promoter" not in done:  # caches written before promoter_fit: one forward pass
             run_dir = sweep_dir / "runs" / run_id
             model = load_model(run_dir / "model.keras", compile=False)
             done["promoter"] = promoter_fit(
