@@ -6,14 +6,17 @@
 # rcps with symmetric-only relative positions (symmetric.yaml, its own sweep directory
 # OUT-symmetric). One TensorFlow thread, oneDNN on. On a fresh machine first: mkdir -p
 # runs/long-range runs/long-range-symmetric, then copy results/long-range/results.csv and
-# symmetric.csv there as results.csv.
+# symmetric.csv there as results.csv. More seeds: SEEDS=1780,2143 (the symmetric sweep is then
+# skipped); SHARD=I/N (I counts from 0) splits each call's jobs over N processes sharing OUT.
 set -euo pipefail
 OUT=${OUT:-runs/long-range}
+SEEDS=${SEEDS:-}
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=1
 export TF_CPP_MIN_LOG_LEVEL=2
 for strategies in standard rcps conjoined rcaug,posthoc; do
   .venv/bin/benchmark-rc sweep --preset long-range-cpu --strategies "$strategies" --out "$OUT" \
-    --no-progress --no-report
+    ${SEEDS:+--seeds "$SEEDS"} ${SHARD:+--shard "$SHARD"} --no-progress --no-report
 done
+[ -n "$SEEDS" ] && exit 0
 .venv/bin/benchmark-rc sweep --config results/long-range/symmetric.yaml --out "$OUT-symmetric" \
   --no-progress --no-report
