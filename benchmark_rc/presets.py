@@ -82,17 +82,21 @@ def _interpret_datasets(activations: tuple[str, ...], sim_train: dict[str, Any] 
                         koo_train: dict[str, Any] | None = None,
                         realistic_train: dict[str, Any] | None = None,
                         basset: dict[str, Any] | None = None,
-                        realistic: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """sim200, koo-task3 x CNN-dist x ``activations`` and realistic x Basset (``*_train``:
-    per-dataset training overrides; ``basset``: Basset hyper-parameters; ``realistic``:
-    parameters of ``simulate realistic``)."""
+                        realistic: dict[str, Any] | None = None,
+                        beluga: bool = False) -> list[dict[str, Any]]:
+    """sim200, koo-task3 x CNN-dist x ``activations`` and realistic x Basset, and with
+    ``beluga`` also realistic x Beluga (``*_train``: per-dataset training overrides; ``basset``:
+    Basset hyper-parameters; ``realistic``: parameters of ``simulate realistic``)."""
     sim = {"name": "sim200", "arch": "sim", "simulate": {"kind": "paper", "length": 200}}
-    realistic = {"name": "realistic", "arch": "basset",
-                 "simulate": {"kind": "realistic", **(realistic or {})},
-                 "hparams": dict(basset or {})}
+    simulate = {"kind": "realistic", **(realistic or {})}
+    prakash = [{"name": "realistic", "arch": "basset", "simulate": simulate,
+                "hparams": dict(basset or {})}]
+    if beluga:
+        prakash.append({"name": "realistic-beluga", "arch": "beluga", "simulate": dict(simulate)})
     koo = _koo_datasets("koo-task3", ("koo-cnn-dist",), activations)
     return [dict(d, train=t) if t else d for d, t in (
-        (sim, sim_train), *((d, koo_train) for d in koo), (realistic, realistic_train))]
+        (sim, sim_train), *((d, koo_train) for d in koo),
+        *((d, realistic_train) for d in prakash))]
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -190,10 +194,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "description": "interpretability benchmark (then `benchmark-rc interpret --sweep OUT`): "
                        "sim200, Koo task 3 x CNN-dist x relu/exponential and the realistic "
                        "simulation (8,000 sources per class, 4 motifs per positive source) x "
-                       "Basset x standard, rcaug, posthoc, conjoined, rcps x 5 seeds, full "
-                       "protocols (GPU image)",
+                       "Basset and Beluga x standard, rcaug, posthoc, conjoined, rcps x 5 "
+                       "seeds, full protocols (GPU image)",
         "datasets": _interpret_datasets(("relu", "exponential"),
-                                        realistic=REALISTIC_INTERPRET),
+                                        realistic=REALISTIC_INTERPRET, beluga=True),
         "strategies": INTERPRET_STRATEGIES,
         "seeds": PAPER_SEEDS[:5],
         "train": {},
