@@ -3,6 +3,8 @@ the grouping by reach and the enrichment on hand-made maps, and on tiny enformer
 conv-only ablation gives the enhancers beyond its reach exactly zero attribution, the model with
 attention does not."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -169,3 +171,29 @@ def test_distal_sweep_command_scores_every_enformer_run(dataset, tmp_path):
     stamp = cache.stat().st_mtime_ns
     assert main(argv) == 0
     assert cache.stat().st_mtime_ns == stamp
+
+
+def test_distal_markdown_aggregates_seeds():
+    """One run: its enrichment ± SE over instances; several seeds of a strategy: the mean and
+    the SE across seeds (not the first seed's row)."""
+    import pandas as pd
+
+    from benchmark_rc.interpret.long_range import distal_markdown
+
+    base = {"dataset": "long-range", "method": "saliency", "group": "far", "n": 4,
+            "enrichment_se": 0.5, "promoter_pearson": 0.2, "promoter_spearman": 0.1,
+            "promoter_n": 9}
+    table = pd.DataFrame([
+        {**base, "run_id": "a-s1", "strategy": "rcps", "enrichment": 1.0, "auroc": 0.6},
+        {**base, "run_id": "a-s2", "strategy": "rcps", "enrichment": 3.0, "auroc": 0.8},
+        {**base, "run_id": "b-s1", "strategy": "standard", "enrichment": 0.25, "auroc": 0.4},
+    ])
+    params = {"bins": 2, "n_seqs": 5, "split": "test"}
+    report = distal_markdown(table, params, Path("sweep"))
+    # rcps: mean 2, SD sqrt(2), SE 1; AUROC mean 0.7
+    assert "| long-range | rcps | saliency |" in report
+    rcps_line = next(line for line in report.splitlines() if "| rcps | saliency |" in line)
+    assert "2.00 ± 1.00 (2 seeds) | 0.700" in rcps_line
+    standard_line = next(line for line in report.splitlines() if "| standard | saliency |" in line)
+    assert "0.25 ± 0.50 (n=4) | 0.400" in standard_line
+    assert "| long-range | rcps | 0.200 | 0.100 | 9 | 2 |" in report

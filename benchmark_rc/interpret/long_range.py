@@ -269,15 +269,29 @@ def distal_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     return out_dir / "distal.md"
 
 
+def _enrichment_cell(rows: Any) -> str:
+    """One reach group of one dataset x strategy x method: a single run's enrichment with its
+    SE over enhancer instances, or, over several seeds, the mean with its SE across seeds."""
+    if len(rows) == 1:
+        r = rows.iloc[0]
+        return f"{r['enrichment']:.2f} ± {r['enrichment_se']:.2f} (n={r['n']})"
+    values = rows["enrichment"].to_numpy(dtype=float)
+    se = values.std(ddof=1) / np.sqrt(len(values))
+    return f"{values.mean():.2f} ± {se:.2f} ({len(values)} seeds)"
+
+
 def distal_markdown(table: Any, params: dict, sweep_dir: Path) -> str:
-    """Enrichment and AUROC by dataset x strategy x method, one column per reach group."""
+    """Enrichment and AUROC by dataset x strategy x method, one column per reach group (runs of
+    several seeds: mean ± SE across seeds)."""
     lines = [f"# Distal-enhancer attribution of {sweep_dir}", "",
              f"Promoter track (channel 0) summed over the central {params['bins']} bins, first "
              f"{params['n_seqs']} {params['split']} sequences with a promoter and an enhancer; "
              "per enhancer instance, the mean |attribution| over its bases / the mean over "
-             "background bases (1 = background, 0 = none), mean ± SE over instances (n); "
+             "background bases (1 = background, 0 = none); one seed: mean ± SE over instances "
+             "(n), several seeds: mean ± SE across seeds of the per-run means; "
              "groups by the conv-only model's reach (near: wholly within it, far: wholly "
-             "beyond). AUROC: enhancer vs background bases, pooled.", "",
+             "beyond). AUROC: enhancer vs background bases, pooled per run (mean over seeds).",
+             "",
              "| dataset | strategy | method | " + " | ".join(
                  f"{g} enrichment | {g} AUROC" for g in REACH_GROUPS) + " |",
              "|---|---|---|" + "---|---|" * len(REACH_GROUPS)]
@@ -285,13 +299,9 @@ def distal_markdown(table: Any, params: dict, sweep_dir: Path) -> str:
                                                         sort=False):
         cells = []
         for group in REACH_GROUPS:
-            r = g[g["group"] == group]
-            if r.empty:
-                cells += ["", ""]
-                continue
-            r = r.iloc[0]
-            cells += [f"{r['enrichment']:.2f} ± {r['enrichment_se']:.2f} (n={r['n']})",
-                      f"{r['auroc']:.3f}"]
+            rows = g[g["group"] == group]
+            cells += ([_enrichment_cell(rows), f"{rows['auroc'].mean():.3f}"] if len(rows)
+                      else ["", ""])
         lines.append(f"| {dataset} | {strategy} | {method} | " + " | ".join(cells) + " |")
     runs = table.drop_duplicates("run_id").groupby(["dataset", "strategy"], sort=False)
     lines += ["", "## Promoter prediction where the enhancers decide it", "",
