@@ -57,30 +57,3 @@ def add_group_weight(
         constraint=getattr(layer, f"{group}_constraint", None),
         **kwargs,
     )
-
-
-class WeightGroupsLayer(keras.layers.Layer):
-    """Base of layers that take their weight options as keyword arguments.
-
-    A subclass lists its groups in ``weight_groups`` and their default initializers in
-    ``default_initializers`` (identifiers or config dicts, so every layer gets a fresh
-    initializer object); ``__init__`` pops ``<group>_initializer / _regularizer / _constraint``
-    from the keyword arguments before Keras sees them, and ``get_config`` writes them back.
-    """
-
-    weight_groups: tuple[str, ...] = ()
-    default_initializers: dict[str, Any] = {}
-
-    def __init__(self, **kwargs: Any) -> None:
-        options = {
-            group: [kwargs.pop(f"{group}_initializer", self.default_initializers.get(group)),
-                    kwargs.pop(f"{group}_regularizer", None),
-                    kwargs.pop(f"{group}_constraint", None)]
-            for group in self.weight_groups
-        }
-        super().__init__(**kwargs)
-        for group, values in options.items():
-            set_weight_options(self, group, *values)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), **weight_config(self, self.weight_groups)}
