@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from benchmark_rc.errors import UserError
+from benchmark_rc.interpret.scoring import mean_se
 
 DISTAL_METHODS = ("input_x_gradient", "integrated_gradients", "deepshap")
 REACH_GROUPS = ("near", "straddling", "far")
@@ -128,10 +129,9 @@ def enhancer_enrichment(scores: np.ndarray, table: dict[str, np.ndarray], groups
         y = np.concatenate([positives[used][positives[used]],
                             np.zeros(int(background[used].sum()), bool)])
         s_all = np.concatenate([scores[used][positives[used]], scores[used][background[used]]])
+        enrichment = mean_se(finite)
         out.append({"group": group, "n": len(rows),
-                    "enrichment": float(finite.mean()) if len(finite) else float("nan"),
-                    "enrichment_se": (float(finite.std(ddof=1) / np.sqrt(len(finite)))
-                                      if len(finite) > 1 else float("nan")),
+                    "enrichment": enrichment["mean"], "enrichment_se": enrichment["se"],
                     "above_background": float(np.mean(finite > 1)) if len(finite) else
                     float("nan"),
                     "auroc": float(roc_auc_score(y, s_all))})
@@ -275,9 +275,8 @@ def _enrichment_cell(rows: Any) -> str:
     if len(rows) == 1:
         r = rows.iloc[0]
         return f"{r['enrichment']:.2f} ± {r['enrichment_se']:.2f} (n={r['n']})"
-    values = rows["enrichment"].to_numpy(dtype=float)
-    se = values.std(ddof=1) / np.sqrt(len(values))
-    return f"{values.mean():.2f} ± {se:.2f} ({len(values)} seeds)"
+    seeds = mean_se(rows["enrichment"])
+    return f"{seeds['mean']:.2f} ± {seeds['se']:.2f} ({len(rows)} seeds)"
 
 
 def distal_markdown(table: Any, params: dict, sweep_dir: Path) -> str:
