@@ -272,3 +272,17 @@ def rc_divergence_tracks(forward: np.ndarray, back: np.ndarray) -> float:
     if f.shape != r.shape:
         raise ValueError(f"forward {f.shape} and RC {r.shape} tracks differ in shape")
     return float(np.mean(np.abs(f - r)))
+
+
+# -------------------------------------------------------------------------------- summaries
+def mean_se(values: Any) -> dict[str, float]:
+    """mean, se (sample SD / sqrt(n); NaN for n < 2), sd (sample) and n of the finite
+    ``values``."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if not n:
+        return {"mean": float("nan"), "se": float("nan"), "sd": float("nan"), "n": 0}
+    sd = float(v.std(ddof=1)) if n > 1 else float("nan")
+    return {"mean": float(v.mean()), "se": sd / float(np.sqrt(n)) if n > 1 else float("nan"),
+            "sd": sd, "n": n}

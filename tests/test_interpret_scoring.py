@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from conftest import F32_EPS
 
+from benchmark_rc import metrics
 from benchmark_rc.attribution.scoring import rc_consistency, rc_relative_error
 from benchmark_rc.errors import UserError
 from benchmark_rc.interpret import scoring
@@ -133,12 +134,12 @@ def test_rc_consistency_of_equivariant_and_other_maps():
 def test_mean_se_and_paired_test_on_constructed_seeds():
     from scipy import stats
 
-    got = scoring.mean_se([1.0, 2.0, 3.0, 4.0, np.nan])
+    got = metrics.mean_se([1.0, 2.0, 3.0, 4.0, np.nan])
     sd = np.sqrt(((np.array([1, 2, 3, 4]) - 2.5) ** 2).sum() / 3)
     assert got["n"] == 4 and got["mean"] == 2.5
     assert got["sd"] == pytest.approx(sd, rel=1e-12)
     assert got["se"] == pytest.approx(sd / 2, rel=1e-12)
-    assert np.isnan(scoring.mean_se([0.7])["se"])
+    assert np.isnan(metrics.mean_se([0.7])["se"])
 
     base = np.array([0.50, 0.60, 0.55, 0.70, 0.65])
     diff = np.array([0.01, 0.03, 0.02, 0.05, 0.04])

@@ -15,11 +15,13 @@ over sequences that have both positive and negative positions; mean ± standard 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from benchmark_rc.errors import UserError
+from benchmark_rc.metrics import mean_se
 from benchmark_rc.sequence import reverse_complement
 
 CONVENTIONS = ("koo", "prakash")
@@ -72,15 +74,9 @@ def score_attributions(attr: np.ndarray, x: np.ndarray, motifs: Any,
             decides the reduction instead of ``ism``.
 
     Returns:
-        dict with auroc, auroc_se, auprc, auprc_se, n (sequences scored), convention.
+        :func:`sequence_metrics` (auroc, auroc_se, auprc, auprc_se, n = sequences scored, the
+        pooled areas and motif_fraction) and the convention.
     """
-    from sklearn.metrics import (
-        auc,
-        average_precision_score,
-        precision_recall_curve,
-        roc_auc_score,
-    )
-
     if method is not None:
         from benchmark_rc.attribution.methods import get_method
 
@@ -91,26 +87,56 @@ def score_attributions(attr: np.ndarray, x: np.ndarray, motifs: Any,
         raise UserError(f"attributions {attr.shape} and sequences {x.shape} must both be "
                         "(N, L, 4)")
     scores = position_scores(attr, x, convention, ism)
-    mask = motif_mask(motifs, x.shape[0], x.shape[1])
-    rocs, prs = [], []
-    for s, y in zip(scores, mask, strict=True):
-        if y.all() or not y.any():
-            continue
-        rocs.append(roc_auc_score(y, s))
-        if convention == "koo":
-            precision, recall, _ = precision_recall_curve(y, s)
-            prs.append(auc(recall, precision))
-        else:
-            prs.append(average_precision_score(y, s))
-    n = len(rocs)
-    if n == 0:
+    pr_area = trapezoid_pr if convention == "koo" else average_precision
+    metrics = sequence_metrics(scores, motif_mask(motifs, x.shape[0], x.shape[1]), pr_area)
+    return {**metrics, "convention": convention}
+
+
+def trapezoid_pr(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Koo: the trapezoidal area under the precision-recall curve (sklearn
+    ``precision_recall_curve`` then ``auc``)."""
+    from sklearn.metrics import auc, precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(truth, scores)
+    return float(auc(recall, precision))
+
+
+def average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Prakash: average precision (sklearn ``average_precision_score``)."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(truth, scores))
+
+
+def sequence_metrics(scores: np.ndarray, truth: np.ndarray,
+                     pr_area: Callable[[np.ndarray, np.ndarray], float]) -> dict[str, float]:
+    """ROC AUC and PR area (``pr_area``) of (N, L) position scores against (N, L) labels.
+
+    Per sequence (sequences with one class only are skipped): auroc / auprc = the mean over
+    sequences, auroc_se / auprc_se = SD / sqrt(n), n = sequences scored. Pooled over every
+    position of the scored sequences: auroc_pooled / auprc_pooled. motif_fraction: the share of
+    the total |score| on ground-truth positions."""
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.asarray(scores, np.float64)
+    truth = np.asarray(truth, bool)
+    if scores.shape != truth.shape or scores.ndim != 2:
+        raise UserError(f"position scores {scores.shape} and ground truth {truth.shape} must "
+                        "both be (N, L)")
+    both = truth.any(axis=1) & ~truth.all(axis=1)
+    if not both.any():
         raise UserError("no sequence has both motif and background positions to score")
-
-    def se(v: list[float]) -> float:
-        return float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-
-    return {"auroc": float(np.mean(rocs)), "auroc_se": se(rocs), "auprc": float(np.mean(prs)),
-            "auprc_se": se(prs), "n": n, "convention": convention}
+    rocs = [float(roc_auc_score(t, s)) for s, t in zip(scores[both], truth[both], strict=True)]
+    prs = [pr_area(t, s) for s, t in zip(scores[both], truth[both], strict=True)]
+    pooled_s, pooled_t = scores[both].ravel(), truth[both].ravel()
+    mass = np.abs(scores[both])
+    total = float(mass.sum())
+    return {"auroc": float(np.mean(rocs)), "auroc_se": mean_se(rocs)["se"],
+            "auprc": float(np.mean(prs)), "auprc_se": mean_se(prs)["se"], "n": int(both.sum()),
+            "auroc_pooled": float(roc_auc_score(pooled_t, pooled_s)),
+            "auprc_pooled": pr_area(pooled_t, pooled_s),
+            "motif_fraction": float(mass[truth[both]].sum() / total) if total > 0
+            else float("nan")}
 
 
 def rc_consistency(attr: np.ndarray, attr_rc: np.ndarray) -> float:

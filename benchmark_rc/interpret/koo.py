@@ -65,8 +65,8 @@ def position_shuffles(x: np.ndarray, n_refs: int = 10, seed: int = 0) -> np.ndar
 def koo_auc(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Mean per-sequence ROC AUC and trapezoidal PR AUC of (N, L) scores vs (N, L) labels
     (sequences with one class only are skipped), with the other statistics of
-    :func:`benchmark_rc.interpret.scoring.sequence_metrics`."""
-    from benchmark_rc.interpret.scoring import sequence_metrics, trapezoid_pr
+    :func:`benchmark_rc.attribution.scoring.sequence_metrics`."""
+    from benchmark_rc.attribution.scoring import sequence_metrics, trapezoid_pr
 
     return sequence_metrics(scores, truth, trapezoid_pr)
 
@@ -197,7 +197,8 @@ def _description(params: dict) -> list[str]:
 def filter_markdown(filt: Any) -> list[str]:
     """The first-layer filter statistics by dataset x architecture x activation x strategy:
     mean ± SE over seeds (n seeds)."""
-    from benchmark_rc.interpret.scoring import KEYS, format_cell, mean_se
+    from benchmark_rc.interpret.scoring import KEYS, format_cell
+    from benchmark_rc.metrics import mean_se
 
     if not len(filt):
         return []

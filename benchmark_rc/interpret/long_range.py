@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from benchmark_rc.errors import UserError
-from benchmark_rc.interpret.scoring import mean_se
+from benchmark_rc.metrics import mean_se
 
 DISTAL_METHODS = ("input_x_gradient", "integrated_gradients", "deepshap")
 REACH_GROUPS = ("near", "straddling", "far")

@@ -33,7 +33,6 @@ The pieces, each an object or a table rather than a test of names:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from benchmark_rc.attribution.scoring import average_precision, sequence_metrics, trapezoid_pr
 from benchmark_rc.errors import UserError
+from benchmark_rc.metrics import mean_se
 
 METRICS = ("auroc", "auprc", "rc_consistency")
 KEYS = ("dataset", "arch", "activation", "strategy")
@@ -157,53 +158,6 @@ def ground_truth_of(path: str | os.PathLike) -> GroundTruth:
 
 
 # -------------------------------------------------------------------------------- definitions
-def trapezoid_pr(truth: np.ndarray, scores: np.ndarray) -> float:
-    """Koo: the trapezoidal area under the precision-recall curve (sklearn
-    ``precision_recall_curve`` then ``auc``)."""
-    from sklearn.metrics import auc, precision_recall_curve
-
-    precision, recall, _ = precision_recall_curve(truth, scores)
-    return float(auc(recall, precision))
-
-
-def average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
-    """Prakash: average precision (sklearn ``average_precision_score``)."""
-    from sklearn.metrics import average_precision_score
-
-    return float(average_precision_score(truth, scores))
-
-
-def sequence_metrics(scores: np.ndarray, truth: np.ndarray,
-                     pr_area: Callable[[np.ndarray, np.ndarray], float]) -> dict[str, float]:
-    """ROC AUC and PR area (``pr_area``) of (N, L) position scores against (N, L) labels.
-
-    Per sequence (sequences with one class only are skipped): auroc / auprc = the mean over
-    sequences, auroc_se / auprc_se = SD / sqrt(n), n = sequences scored. Pooled over every
-    position of the scored sequences: auroc_pooled / auprc_pooled. motif_fraction: the share of
-    the total |score| on ground-truth positions."""
-    from sklearn.metrics import roc_auc_score
-
-    scores = np.asarray(scores, np.float64)
-    truth = np.asarray(truth, bool)
-    if scores.shape != truth.shape or scores.ndim != 2:
-        raise UserError(f"position scores {scores.shape} and ground truth {truth.shape} must "
-                        "both be (N, L)")
-    both = truth.any(axis=1) & ~truth.all(axis=1)
-    if not both.any():
-        raise UserError("no sequence has both motif and background positions to score")
-    rocs = [float(roc_auc_score(t, s)) for s, t in zip(scores[both], truth[both], strict=True)]
-    prs = [pr_area(t, s) for s, t in zip(scores[both], truth[both], strict=True)]
-    pooled_s, pooled_t = scores[both].ravel(), truth[both].ravel()
-    mass = np.abs(scores[both])
-    total = float(mass.sum())
-    return {"auroc": float(np.mean(rocs)), "auroc_se": mean_se(rocs)["se"],
-            "auprc": float(np.mean(prs)), "auprc_se": mean_se(prs)["se"], "n": int(both.sum()),
-            "auroc_pooled": float(roc_auc_score(pooled_t, pooled_s)),
-            "auprc_pooled": pr_area(pooled_t, pooled_s),
-            "motif_fraction": float(mass[truth[both]].sum() / total) if total > 0
-            else float("nan")}
-
-
 @dataclass(frozen=True)
 class Definition:
     """One paper's definition of an attribution's accuracy (spec §3.9).
@@ -480,19 +434,6 @@ def score_model(model: Any, data: EvaluationSet, methods: Sequence[Any], *,
 
 
 # -------------------------------------------------------------------------------- aggregation
-def mean_se(values: Any) -> dict[str, float]:
-    """mean, se (sample SD / sqrt(n); NaN for n < 2), sd (sample) and n of the finite
-    ``values``."""
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    n = len(v)
-    if not n:
-        return {"mean": float("nan"), "se": float("nan"), "sd": float("nan"), "n": 0}
-    sd = float(v.std(ddof=1)) if n > 1 else float("nan")
-    return {"mean": float(v.mean()), "se": sd / math.sqrt(n) if n > 1 else float("nan"),
-            "sd": sd, "n": n}
-
-
 def paired_test(values: Any, baseline: Any) -> dict[str, Any]:
     """Seed-paired comparison of two equally long sequences of per-seed values (NaN pairs
     dropped): n pairs, mean_diff (values - baseline), the two-sided paired t-test p (t_p) and
