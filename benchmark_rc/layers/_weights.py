@@ -4,11 +4,13 @@ A layer's weights form groups (``kernel``, ``bias``, ``gamma``, ...); each group
 ``<group>_initializer``, ``<group>_regularizer`` and ``<group>_constraint`` (Keras' batch norm
 gives its moving statistics an initializer only). :func:`set_weight_options` standardises them
 with ``keras.initializers/regularizers/constraints.get``, :func:`add_group_weight` hands them to
-``add_weight`` and :func:`weight_config` serialises them for ``get_config``.
+``add_weight`` and :func:`weight_config` serialises them for ``get_config``;
+:class:`WeightGroupsLayer` does all of it for a layer that takes the options as keyword arguments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -57,3 +59,25 @@ def add_group_weight(
         constraint=getattr(layer, f"{group}_constraint", None),
         **kwargs,
     )
+
+
+class WeightGroupsLayer(keras.layers.Layer):
+    """A layer whose weight groups (:attr:`weight_groups`) take ``<group>_initializer /
+    _regularizer / _constraint`` keyword arguments, standardised once here and written back by
+    ``get_config``. A subclass passes its groups' default initializers to ``__init__``; they are
+    built before any option is standardised, in the order given, so unseeded random initializers
+    draw their seeds in a fixed order."""
+
+    weight_groups: tuple[str, ...] = ()
+
+    def __init__(self, default_initializers: Mapping[str, Any], **kwargs: Any) -> None:
+        for group, initializer in default_initializers.items():
+            kwargs.setdefault(f"{group}_initializer", initializer)
+        options = {f"{group}_{kind}": _MODULES[kind].get(kwargs.pop(f"{group}_{kind}", None))
+                   for group in self.weight_groups for kind in OPTION_KINDS}
+        super().__init__(**kwargs)
+        for name, value in options.items():
+            setattr(self, name, value)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), **weight_config(self, self.weight_groups)}

@@ -52,8 +52,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from benchmark_rc.layers._weights import WeightGroupsLayer
 from benchmark_rc.layers._weights import add_group_weight as _add
-from benchmark_rc.layers._weights import weight_config as _weight_config
 from benchmark_rc.layers.rcps import PACKAGE, RCGeometryError, _check_even_channels
 
 POSITION_FUNCTIONS = ("exponential", "central_mask", "gamma")
@@ -120,18 +120,6 @@ def position_signs(num_features: int, symmetric: bool) -> np.ndarray:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _weight_options(groups: tuple[str, ...], kwargs: dict) -> dict[str, Any]:
-    """Pop ``<group>_initializer / _regularizer / _constraint`` for each group from kwargs."""
-    out = {}
-    for group in groups:
-        out[f"{group}_initializer"] = keras.initializers.get(kwargs.pop(f"{group}_initializer"))
-        out[f"{group}_regularizer"] = keras.regularizers.get(
-            kwargs.pop(f"{group}_regularizer", None))
-        out[f"{group}_constraint"] = keras.constraints.get(
-            kwargs.pop(f"{group}_constraint", None))
-    return out
-
-
 def _rc_pointwise(kernel: Any) -> Any:
     """(C_in, n) free kernel -> (C_in, 2n) RC-shared pointwise kernel [W, J W J]."""
     return ops.concatenate([kernel, ops.flip(ops.flip(kernel, axis=0), axis=1)], axis=-1)
@@ -152,19 +140,15 @@ def _check_pool(length: int | None, pool_size: int, layer: str) -> None:
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class AttentionPooling1D(keras.layers.Layer):
+class AttentionPooling1D(WeightGroupsLayer):
     """Enformer's softmax pooling: (B, L, C) -> (B, L / pool_size, C), per-channel softmax
     weights over each window from logits h W, W (C, C) initialised to ``w_init_scale`` I."""
 
-    _groups = ("kernel",)
+    weight_groups = ("kernel",)
 
     def __init__(self, pool_size: int = 2, w_init_scale: float = 2.0, **kwargs: Any) -> None:
-        kwargs.setdefault("kernel_initializer",
-                          keras.initializers.Identity(gain=float(w_init_scale)))
-        options = _weight_options(self._groups, kwargs)
-        super().__init__(**kwargs)
-        for key, value in options.items():
-            setattr(self, key, value)
+        super().__init__({"kernel": keras.initializers.Identity(gain=float(w_init_scale))},
+                         **kwargs)
         self.pool_size = int(pool_size)
         self.w_init_scale = float(w_init_scale)
         if self.pool_size < 1:
@@ -194,8 +178,7 @@ class AttentionPooling1D(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update({"pool_size": self.pool_size, "w_init_scale": self.w_init_scale,
-                       **_weight_config(self, self._groups)})
+        config.update({"pool_size": self.pool_size, "w_init_scale": self.w_init_scale})
         return config
 
 
@@ -216,20 +199,15 @@ class RevCompAttentionPooling1D(AttentionPooling1D):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class RevCompLayerNorm(keras.layers.Layer):
+class RevCompLayerNorm(WeightGroupsLayer):
     """Layer normalisation of a regular map (B, L, 2F) over its channels, with RC-tied scale
     [g, reversed g] and offset [b, reversed b] (the statistics over all channels are already
     invariant to the channel flip)."""
 
-    _groups = ("gamma", "beta")
+    weight_groups = ("gamma", "beta")
 
     def __init__(self, epsilon: float = 1e-5, **kwargs: Any) -> None:
-        kwargs.setdefault("gamma_initializer", "ones")
-        kwargs.setdefault("beta_initializer", "zeros")
-        options = _weight_options(self._groups, kwargs)
-        super().__init__(**kwargs)
-        for key, value in options.items():
-            setattr(self, key, value)
+        super().__init__({"gamma": "ones", "beta": "zeros"}, **kwargs)
         self.epsilon = float(epsilon)
 
     def build(self, input_shape: tuple) -> None:
@@ -250,7 +228,7 @@ class RevCompLayerNorm(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update({"epsilon": self.epsilon, **_weight_config(self, self._groups)})
+        config.update({"epsilon": self.epsilon})
         return config
 
 
@@ -258,7 +236,7 @@ class RevCompLayerNorm(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class RelativeMultiHeadAttention(keras.layers.Layer):
+class RelativeMultiHeadAttention(WeightGroupsLayer):
     """Self-attention with Enformer's relative positional encodings: (B, L, C) -> (B, L, units).
 
     Args:
@@ -273,20 +251,14 @@ class RelativeMultiHeadAttention(keras.layers.Layer):
         attention_dropout: dropout on the attention weights (training only).
     """
 
-    _groups = ("kernel", "position", "bias", "output", "output_bias")
+    weight_groups = ("kernel", "position", "bias", "output", "output_bias")
 
     def __init__(self, heads: int, key_size: int, value_size: int, units: int,
                  position_features: int = 6, symmetric_positions: bool = False,
                  attention_dropout: float = 0.0, **kwargs: Any) -> None:
-        kwargs.setdefault("kernel_initializer", "glorot_uniform")
-        kwargs.setdefault("position_initializer", "glorot_uniform")
-        kwargs.setdefault("bias_initializer", keras.initializers.RandomNormal(stddev=0.1))
-        kwargs.setdefault("output_initializer", "glorot_uniform")
-        kwargs.setdefault("output_bias_initializer", "zeros")
-        options = _weight_options(self._groups, kwargs)
-        super().__init__(**kwargs)
-        for key, value in options.items():
-            setattr(self, key, value)
+        super().__init__({"kernel": "glorot_uniform", "position": "glorot_uniform",
+                          "bias": keras.initializers.RandomNormal(stddev=0.1),
+                          "output": "glorot_uniform", "output_bias": "zeros"}, **kwargs)
         self.heads = int(heads)
         self.key_size = int(key_size)
         self.value_size = int(value_size)
@@ -376,8 +348,7 @@ class RelativeMultiHeadAttention(keras.layers.Layer):
                        "value_size": self.value_size, "units": self.units,
                        "position_features": self.position_features,
                        "symmetric_positions": self.symmetric_positions,
-                       "attention_dropout": self.attention_dropout,
-                       **_weight_config(self, self._groups)})
+                       "attention_dropout": self.attention_dropout})
         return config
 
 
@@ -418,29 +389,23 @@ class RevCompMultiHeadAttention(RelativeMultiHeadAttention):
 # ----------------------------------------------------------------------------- track heads
 
 
-class _TrackHead(keras.layers.Layer):
+class _TrackHead(WeightGroupsLayer):
     """Shared arguments of the RC track heads: ``size`` outputs (named by ``_size_name`` in
     the config), an activation, and a kernel and bias with their initializer / regularizer /
     constraint options."""
 
-    _groups = ("kernel", "bias")
+    weight_groups = ("kernel", "bias")
     _size_name = "units"
 
     def __init__(self, size: int, activation: Any = None, **kwargs: Any) -> None:
-        kwargs.setdefault("kernel_initializer", "glorot_uniform")
-        kwargs.setdefault("bias_initializer", "zeros")
-        options = _weight_options(self._groups, kwargs)
-        super().__init__(**kwargs)
-        for key, value in options.items():
-            setattr(self, key, value)
+        super().__init__({"kernel": "glorot_uniform", "bias": "zeros"}, **kwargs)
         setattr(self, self._size_name, int(size))
         self.activation = keras.activations.get(activation)
 
     def get_config(self) -> dict:
         config = super().get_config()
         config.update({self._size_name: getattr(self, self._size_name),
-                       "activation": keras.activations.serialize(self.activation),
-                       **_weight_config(self, self._groups)})
+                       "activation": keras.activations.serialize(self.activation)})
         return config
 
 
