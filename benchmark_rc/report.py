@@ -94,9 +94,12 @@ def split_compat(frame):
 
 
 def _metrics_of(frame) -> tuple[str, ...]:
+    """The metrics of the task family of ``frame`` that some run has (binned tracks have
+    Pearson and Spearman but no JSD)."""
     for group in (CLASSIFICATION_METRICS, PROFILE_METRICS):
-        if all(m in frame.columns for m in group) and frame[list(group)].notna().any().any():
-            return group
+        present = tuple(m for m in group if m in frame.columns and frame[m].notna().any())
+        if present:
+            return present
     return ()
 
 

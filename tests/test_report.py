@@ -114,3 +114,18 @@ def test_wilcoxon_not_reported_for_a_single_seed(tmp_path):
     assert cells[3] == "1" and cells[4] == "0.1000" and cells[5] == "–"
     assert "fewer than 2 seed pairs" in md
     assert "- `d-x`: (no error recorded)" in md
+
+
+def test_metrics_no_run_has_are_left_out(tmp_path):
+    # binned-track runs (enformer) have Pearson and Spearman but no JSD: no all-empty column
+    rows = [{"run_id": f"t-{s}-{seed}", "dataset": "tracks", "arch": "enformer", "strategy": s,
+             "paper_label": LABELS[s], "seed": seed, "jsd": np.nan, "pearson": 0.5 + 0.01 * i,
+             "spearman": 0.4, "rc_divergence": 0.0, "status": "ok"}
+            for i, (s, seed) in enumerate((("posthoc", 1), ("rcps", 1), ("posthoc", 2),
+                                           ("rcps", 2)))]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    build_report(tmp_path)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "Pearson r" in md and "Spearman r" in md
+    assert "JSD" not in md.split("## tracks", 1)[1].split("![", 1)[0]
+    assert "| rcps | pearson |" in md and "| rcps | jsd |" not in md
