@@ -125,6 +125,43 @@ def test_promoter_fit_against_an_oracle(dataset, monkeypatch):
         assert fit["promoter_n"] == len(x)
 
 
+def test_oracle_promoter_fit_recomputed_by_hand(tmp_path):
+    """The ceilings: the activity with every enhancer (strength 1) and with those within reach,
+    recomputed here from the motif table, against the counts of the two central bins. With a
+    short decay the far enhancers matter, so the within-reach ceiling is lower; with a reach
+    covering the window the two are equal."""
+    from scipy.stats import pearsonr
+
+    from benchmark_rc.data.hdf5 import read_motifs, read_split
+    from benchmark_rc.interpret.long_range import oracle_promoter_fit
+
+    path = simulate_long_range(tmp_path / "decay.h5", seed=5, num_seqs=300, seq_len=512,
+                               bin_size=16, out_bins=28, decay=64.0, depth=200.0,
+                               promoter_prob=1.0, mean_enhancers=4.0)
+    reach = 40  # visible: motifs reaching into 40 bp around the central bases 240..272
+    got = oracle_promoter_fit(path, reach, "test", bins=2)
+    counts = np.asarray(read_split(path, "test", keys=("tracks",))["tracks"])[:, 13:15, 0].sum(1)
+    motifs = read_motifs(path, "test")
+    drive = {"all": [], "reach": []}
+    for n in range(len(counts)):
+        rows = motifs[motifs["seq"] == n]
+        promoter = rows[rows["name"] == "ELF1_known2"].iloc[0]
+        centre = (promoter["start"] + promoter["end"] - 1) / 2
+        enh = rows[rows["name"] == "GATA_known6"]
+        weight = np.exp(-np.abs((enh["start"] + enh["end"] - 1) / 2 - centre) / 64.0)
+        visible = (enh["end"] > 240 - reach) & (enh["start"] < 272 + reach)
+        drive["all"].append(0.2 + weight.sum())
+        drive["reach"].append(0.2 + weight[visible].sum())
+    assert got["oracle_n"] == len(counts)
+    for key in ("all", "reach"):
+        expected = pearsonr(drive[key], counts)[0]
+        assert got[f"oracle_{key}_pearson"] == pytest.approx(expected, rel=1e-9)
+    assert got["oracle_all_pearson"] > 0.8
+    assert got["oracle_reach_pearson"] < got["oracle_all_pearson"] - 0.1
+    whole = oracle_promoter_fit(path, 512, "test", bins=2)
+    assert whole["oracle_reach_pearson"] == whole["oracle_all_pearson"]
+
+
 def test_distal_sweep_command_scores_every_enformer_run(dataset, tmp_path):
     """`interpret --sweep DIR --distal` over a hand-made sweep directory (two saved tiny models,
     full and conv-only): one row per run x method x reach group, the conv-only run's far group
@@ -182,7 +219,9 @@ def test_distal_markdown_aggregates_seeds():
 
     base = {"dataset": "long-range", "method": "saliency", "group": "far", "n": 4,
             "enrichment_se": 0.5, "promoter_pearson": 0.2, "promoter_spearman": 0.1,
-            "promoter_n": 9}
+            "promoter_n": 9, "reach_bp": 259, "oracle_all_pearson": 0.9,
+            "oracle_all_spearman": 0.8, "oracle_reach_pearson": 0.7,
+            "oracle_reach_spearman": 0.6}
     table = pd.DataFrame([
         {**base, "run_id": "a-s1", "strategy": "rcps", "enrichment": 1.0, "auroc": 0.6},
         {**base, "run_id": "a-s2", "strategy": "rcps", "enrichment": 3.0, "auroc": 0.8},
@@ -197,3 +236,4 @@ def test_distal_markdown_aggregates_seeds():
     standard_line = next(line for line in report.splitlines() if "| standard | saliency |" in line)
     assert "0.25 ± 0.50 (n=4) | 0.400" in standard_line
     assert "| long-range | rcps | 0.200 | 0.100 | 9 | 2 |" in report
+    assert "| long-range | 259 | 0.900 / 0.800 | 0.700 / 0.600 |" in report
