@@ -47,15 +47,11 @@ import random
 import subprocess
 import sys
 import traceback
-import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if os.environ.get("PYTHONHASHSEED") != "0":
-    # a fixed string hash seed (it must be set before the interpreter starts), so that no set
-    # or dict order of strings can change the order in which Keras 2 creates its seeded ops
-    os.environ["PYTHONHASHSEED"] = "0"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
-warnings.filterwarnings("ignore")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import legacy_startup
+
+legacy_startup.start()
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
@@ -66,13 +62,11 @@ tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
 import deeplift  # noqa: E402
 import keras  # noqa: E402
 import keras_genomics  # noqa: E402
+import legacy_models as lm  # noqa: E402
 from deeplift.conversion import kerasapi_conversion  # noqa: E402
 from deeplift.dinuc_shuffle import dinuc_shuffle  # noqa: E402
 from deeplift.layers import NonlinearMxtsMode  # noqa: E402
 from deeplift.layers.core import ConvMxtsMode, DenseMxtsMode  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import legacy_models as lm  # noqa: E402
 
 REGENERATE = "make reference-fixtures"
 # dataset -> `benchmark-rc` arguments (run from the main venv; --out is added)

@@ -47,13 +47,11 @@ import platform
 import random
 import sys
 import time
-import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if os.environ.get("PYTHONHASHSEED") != "0":
-    os.environ["PYTHONHASHSEED"] = "0"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
-warnings.filterwarnings("ignore")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import legacy_startup
+
+legacy_startup.start()
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
@@ -63,11 +61,9 @@ tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
 
 import keras  # noqa: E402
 import keras_genomics  # noqa: E402, F401 - fails early if the package is missing
+import legacy_models as lm  # noqa: E402
 import sklearn  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import legacy_models as lm  # noqa: E402
 
 # the original SimArchs.py classes -> reference/legacy_models.py builders, and our strategy name
 MODELS = {"standard": (lm.sim_standard, "standard"),
