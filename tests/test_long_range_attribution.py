@@ -223,8 +223,10 @@ def test_distal_markdown_aggregates_seeds():
             "oracle_all_spearman": 0.8, "oracle_reach_pearson": 0.7,
             "oracle_reach_spearman": 0.6}
     table = pd.DataFrame([
-        {**base, "run_id": "a-s1", "strategy": "rcps", "enrichment": 1.0, "auroc": 0.6},
-        {**base, "run_id": "a-s2", "strategy": "rcps", "enrichment": 3.0, "auroc": 0.8},
+        {**base, "run_id": "a-s1", "strategy": "rcps", "enrichment": 1.0, "auroc": 0.6,
+         "promoter_pearson": 0.1},
+        {**base, "run_id": "a-s2", "strategy": "rcps", "enrichment": 3.0, "auroc": 0.8,
+         "promoter_pearson": 0.3},
         {**base, "run_id": "b-s1", "strategy": "standard", "enrichment": 0.25, "auroc": 0.4},
     ])
     params = {"bins": 2, "n_seqs": 5, "split": "test"}
@@ -235,5 +237,7 @@ def test_distal_markdown_aggregates_seeds():
     assert "2.00 ± 1.00 (2 seeds) | 0.700" in rcps_line
     standard_line = next(line for line in report.splitlines() if "| standard | saliency |" in line)
     assert "0.25 ± 0.50 (n=4) | 0.400" in standard_line
-    assert "| long-range | rcps | 0.200 | 0.100 | 9 | 2 |" in report
+    # promoter Pearson 0.1 and 0.3: mean 0.2, SD 0.1414, SE 0.1
+    assert "| long-range | rcps | 0.200 ± 0.100 | 0.100 ± 0.000 | 9 | 2 |" in report
+    assert "| long-range | standard | 0.200 | 0.100 | 9 | 1 |" in report
     assert "| long-range | 259 | 0.900 / 0.800 | 0.700 / 0.600 |" in report

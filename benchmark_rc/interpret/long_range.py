@@ -309,6 +309,14 @@ def distal_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     return out_dir / "distal.md"
 
 
+def _seed_cell(values: Any) -> str:
+    """One run's value, or the mean ± SE across several seeds' values."""
+    if len(values) == 1:
+        return f"{float(values.iloc[0]):.3f}"
+    seeds = mean_se(values)
+    return f"{seeds['mean']:.3f} ± {seeds['se']:.3f}"
+
+
 def _enrichment_cell(rows: Any) -> str:
     """One reach group of one dataset x strategy x method: a single run's enrichment with its
     SE over enhancer instances, or, over several seeds, the mean with its SE across seeds."""
@@ -346,12 +354,12 @@ def distal_markdown(table: Any, params: dict, sweep_dir: Path) -> str:
     lines += ["", "## Promoter prediction where the enhancers decide it", "",
               f"Correlation of the predicted and observed promoter counts of the central "
               f"{params['bins']} bins over the {params['split']} sequences with a promoter "
-              "(`promoter_fit`), mean over seeds (number of seeds).", "",
+              "(`promoter_fit`); several seeds: mean ± SE across seeds.", "",
               "| dataset | strategy | Pearson | Spearman | sequences | seeds |",
               "|---|---|---|---|---|---|"]
     for (dataset, strategy), g in runs:
-        lines.append(f"| {dataset} | {strategy} | {g['promoter_pearson'].mean():.3f} | "
-                     f"{g['promoter_spearman'].mean():.3f} | {int(g['promoter_n'].iloc[0])} | "
+        lines.append(f"| {dataset} | {strategy} | {_seed_cell(g['promoter_pearson'])} | "
+                     f"{_seed_cell(g['promoter_spearman'])} | {int(g['promoter_n'].iloc[0])} | "
                      f"{len(g)} |")
     if "oracle_all_pearson" in table.columns:
         lines += ["", "Ceilings from the sequence (`oracle_promoter_fit`): the simulation's "
