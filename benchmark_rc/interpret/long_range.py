@@ -138,7 +138,7 @@ def enhancer_enrichment(scores: np.ndarray, table: dict[str, np.ndarray], groups
     return out
 
 
-def _promoter_counts(path: str | os.PathLike, split: str, bins: int
+def promoter_counts(path: str | os.PathLike, split: str, bins: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, observed, x) of the ``split`` sequences that hold a promoter: their indices, the
     observed promoter-track counts of the ``bins`` central bins and their one-hot sequences."""
@@ -176,7 +176,7 @@ def promoter_fit(model: Any, path: str | os.PathLike, split: str = "test", bins:
     can only learn the near ones (:func:`oracle_promoter_fit` gives both ceilings)."""
     from benchmark_rc.attribution.targets import TrackTarget, predict_target
 
-    rows, observed, x = _promoter_counts(path, split, bins)
+    rows, observed, x = promoter_counts(path, split, bins)
     predicted = predict_target(model, x.astype(np.float32),
                                output=TrackTarget("tracks", 0, bins=bins), logits=False,
                                batch_size=batch_size).astype(np.float64)
@@ -195,7 +195,7 @@ def oracle_promoter_fit(path: str | os.PathLike, reach: int, split: str = "test"
     from benchmark_rc.data.simulation_long_range import promoter_activity
 
     params = read_attrs(path).get("params") or {}
-    rows, observed, x = _promoter_counts(path, split, bins)
+    rows, observed, x = promoter_counts(path, split, bins)
     motifs = {k: np.asarray(v) for k, v in read_motifs(path, split).items()}
     names = np.asarray([n.decode() if isinstance(n, bytes) else str(n) for n in motifs["name"]])
     enhancers, promoters = names == params["enhancer"], names == params["promoter"]
