@@ -259,6 +259,7 @@ def test_enformer_strategy_list_of_the_presets():
     assert preset["strategies"] == ENFORMER_STRATEGIES and len(preset["seeds"]) == 3
     ablation = [d for d in preset["datasets"] if d["hparams"].get("n_transformer") == 0]
     assert len(ablation) == 1 and ablation[0]["simulate"] == preset["datasets"][0]["simulate"]
+    assert ablation[0]["simulate"]["num_seqs"] == 8000  # 2,000 overfit (results/long-range)
     cpu = get_preset("long-range-cpu")
     assert set(cpu["strategies"]) == {"standard", "rcaug", "posthoc", "conjoined", "rcps"}
     assert len(cpu["seeds"]) < len(preset["seeds"]) and cpu["train"]["epochs"] <= 10
