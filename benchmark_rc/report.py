@@ -288,7 +288,10 @@ def build_report(sweep_dir: str | os.PathLike) -> dict[str, Any]:
     if failed_note:
         lines += ["## Failed runs", "", *failed_note, ""]
     atomic_write_text(report_dir / "report.md", "\n".join(lines) + "\n")
-    atomic_write_text(report_dir / "figures.json", json.dumps(manifest["figures"], indent=2))
+    # the files relative to the report, so a committed report does not name this machine's paths
+    on_disk = {name: {k: os.path.relpath(v, report_dir) if k in ("png", "svg") else v
+                      for k, v in figure.items()} for name, figure in manifest["figures"].items()}
+    atomic_write_text(report_dir / "figures.json", json.dumps(on_disk, indent=2))
     return manifest
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,6 +71,9 @@ def test_report_files_and_panels(sweep_dir, manifest):
         svg = open(fig["svg"], encoding="utf-8").read()
         for title in fig["panels"]:  # the panel titles are real text in the SVG
             assert title.replace("&", "&amp;") in svg
+    on_disk = json.loads((sweep_dir / "report" / "figures.json").read_text())
+    assert on_disk["simA_metrics"]["png"] == "figures/simA_metrics.png"  # relative to report/
+    assert on_disk["simA_metrics"]["panels"] == figs["simA_metrics"]["panels"]
     md = (sweep_dir / "report" / "report.md").read_text()
     assert "| rcps | RCPS | 6 |" in md
     assert "CJ-posthoc" in md and "Failed runs" in md and "simA-rcps-s9999" in md
