@@ -139,7 +139,7 @@ def enhancer_enrichment(scores: np.ndarray, table: dict[str, np.ndarray], groups
 
 
 def promoter_counts(path: str | os.PathLike, split: str, bins: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, observed, x) of the ``split`` sequences that hold a promoter: their indices, the
     observed promoter-track counts of the ``bins`` central bins and their one-hot sequences."""
     from benchmark_rc.data.hdf5 import read_attrs, read_motifs, read_split
