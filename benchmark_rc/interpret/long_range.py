@@ -53,12 +53,21 @@ def conv_reach(hparams: dict[str, Any]) -> int:
     return (conv_receptive_field(hparams) - bin_size(hparams) + 1) // 2
 
 
+def _motif_table(path: str | os.PathLike, split: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The motif table of a split as arrays, and its motif names as str."""
+    from benchmark_rc.data.hdf5 import read_motifs
+
+    motifs = {k: np.asarray(v) for k, v in read_motifs(path, split).items()}
+    names = np.asarray([n.decode() if isinstance(n, bytes) else str(n) for n in motifs["name"]])
+    return motifs, names
+
+
 def distal_evaluation_set(path: str | os.PathLike, split: str = "test", n_seqs: int = 50
                           ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(x (n, L, 4) float32, motif table of those n sequences) for the first ``n_seqs``
     sequences of ``split`` with a promoter and at least one enhancer. The table has columns
     seq (0..n-1), start, end, name, strand and role ("promoter" | "enhancer")."""
-    from benchmark_rc.data.hdf5 import read_attrs, read_motifs, read_split
+    from benchmark_rc.data.hdf5 import read_attrs, read_split
 
     params = read_attrs(path).get("params") or {}
     promoter, enhancer = params.get("promoter"), params.get("enhancer")
@@ -66,8 +75,7 @@ def distal_evaluation_set(path: str | os.PathLike, split: str = "test", n_seqs: 
         raise UserError(f"{path}: not a long-range simulation (no promoter / enhancer in its "
                         "parameters); make one with `benchmark-rc simulate long-range`")
     x = np.asarray(read_split(path, split, keys=("x",))["x"])
-    motifs = {k: np.asarray(v) for k, v in read_motifs(path, split).items()}
-    names = np.asarray([n.decode() if isinstance(n, bytes) else str(n) for n in motifs["name"]])
+    motifs, names = _motif_table(path, split)
     seqs = motifs["seq"].astype(np.int64)
     has_promoter = np.zeros(len(x), bool)
     has_promoter[seqs[names == promoter]] = True
@@ -142,13 +150,12 @@ def promoter_counts(path: str | os.PathLike, split: str, bins: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, observed, x) of the ``split`` sequences that hold a promoter: their indices, the
     observed promoter-track counts of the ``bins`` central bins and their one-hot sequences."""
-    from benchmark_rc.data.hdf5 import read_attrs, read_motifs, read_split
+    from benchmark_rc.data.hdf5 import read_attrs, read_split
 
     promoter = (read_attrs(path).get("params") or {}).get("promoter")
     data = read_split(path, split, keys=("x", "tracks"))
     x, tracks = np.asarray(data["x"]), np.asarray(data["tracks"])
-    motifs = read_motifs(path, split)
-    names = np.asarray([n.decode() if isinstance(n, bytes) else str(n) for n in motifs["name"]])
+    motifs, names = _motif_table(path, split)
     rows = np.unique(np.asarray(motifs["seq"])[names == promoter]).astype(np.int64)
     if len(rows) < 3:
         raise UserError(f"{path}: {len(rows)} {split} sequences hold a promoter; need >= 3")
@@ -191,13 +198,12 @@ def oracle_promoter_fit(path: str | os.PathLike, reach: int, split: str = "test"
     or straddling (``oracle_reach_*``, the conv-only ablation's ceiling). Enhancer strengths are
     drawn independently of the sequence, so both use their mean, 1; what remains is the
     strengths' and the counts' noise. The gap between the two is the task's distal dependence."""
-    from benchmark_rc.data.hdf5 import read_attrs, read_motifs
+    from benchmark_rc.data.hdf5 import read_attrs
     from benchmark_rc.data.simulation_long_range import promoter_activity
 
     params = read_attrs(path).get("params") or {}
     rows, observed, x = promoter_counts(path, split, bins)
-    motifs = {k: np.asarray(v) for k, v in read_motifs(path, split).items()}
-    names = np.asarray([n.decode() if isinstance(n, bytes) else str(n) for n in motifs["name"]])
+    motifs, names = _motif_table(path, split)
     enhancers, promoters = names == params["enhancer"], names == params["promoter"]
     visible = reach_groups(motifs, x.shape[1], bins * int(params["bin_size"]), reach) != "far"
     centres = (motifs["start"] + motifs["end"] - 1) / 2
