@@ -13,6 +13,13 @@ the last ``status == "ok"`` row of every run_id, and writes to ``DIR/report/``:
   per metric;
 * ``figures.json`` — the figure files and the titles of their panels.
 
+``compare_with`` (``--compare-with OTHER``, repeatable) adds the finished runs of other sweep
+directories for the same datasets and seeds, e.g. a new strategy's sweep reported beside the
+rcps and posthoc runs of an earlier one without retraining them. Only rows whose dataset and seed
+this sweep has are taken, the datasets must be defined identically in both ``sweep.json`` files,
+and a strategy this sweep ran itself is not taken again; the report counts what it took and
+what it left out, and why.
+
 Rows run with ``--compat original`` are reported as their own strategy, ``"rcps [original]"``,
 never averaged with the default rows (a results.csv without a ``compat`` column is all default).
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +73,49 @@ def load_results(results_csv: str | os.PathLike):
                         "written by `benchmark-rc sweep`")
     ok = frame[frame["status"] == "ok"].drop_duplicates("run_id", keep="last")
     return ok.reset_index(drop=True)
+
+
+def _dataset_definitions(sweep_dir: Path) -> dict[str, Any]:
+    """``{dataset name: its definition}`` from ``sweep_dir/sweep.json`` ({} when absent)."""
+    path = sweep_dir / "sweep.json"
+    if not path.is_file():
+        return {}
+    try:
+        datasets = json.loads(path.read_text()).get("datasets", [])
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise UserError(f"{path}: not a sweep.json written by `benchmark-rc sweep` ({err})") \
+            from err
+    return {d["name"]: d for d in datasets if isinstance(d, dict) and "name" in d}
+
+
+def add_compared_runs(frame, sweep_dir: Path, others) -> tuple[Any, list[str]]:
+    """``frame`` plus the runs of each sweep directory in ``others`` that share a dataset and a
+    seed with it, and lines for the report saying what was taken and what was left out."""
+    import pandas as pd
+
+    own = _dataset_definitions(sweep_dir)
+    keys = set(zip(frame["dataset"], frame["seed"], strict=True))
+    own_strategies = {(d, s) for d, s in zip(frame["dataset"], frame["strategy"], strict=True)}
+    parts, notes = [frame], []
+    for other_dir in map(Path, others):
+        other = split_compat(load_results(other_dir / "results.csv"))
+        theirs = _dataset_definitions(other_dir)
+        for name in sorted(set(other["dataset"]) & set(frame["dataset"])):
+            if name in own and name in theirs and own[name] != theirs[name]:
+                raise UserError(
+                    f"dataset {name!r} is defined differently in {sweep_dir / 'sweep.json'} "
+                    f"({own[name]}) and {other_dir / 'sweep.json'} ({theirs[name]}); runs on "
+                    "different data cannot be compared")
+        shared = other[[k in keys for k in zip(other["dataset"], other["seed"], strict=True)]]
+        again = [k in own_strategies
+                 for k in zip(shared["dataset"], shared["strategy"], strict=True)]
+        taken = shared[[not a for a in again]]
+        parts.append(taken)
+        notes.append(f"- From `{other_dir / 'results.csv'}`: {len(taken)} runs taken "
+                     f"({', '.join(sorted(taken['strategy'].unique())) or 'none'}); "
+                     f"{len(other) - len(shared)} left out (dataset or seed not in this sweep), "
+                     f"{sum(again)} left out (strategy this sweep ran itself).")
+    return pd.concat(parts, ignore_index=True), notes
 
 
 def _strategy_order(strategies) -> list[str]:
@@ -173,9 +224,13 @@ def _fmt_sci(value: float) -> str:
     return f"{value:.2e}"
 
 
-def build_report(sweep_dir: str | os.PathLike) -> dict[str, Any]:
+def build_report(sweep_dir: str | os.PathLike,
+                 compare_with: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
     """Write ``sweep_dir/report/`` (markdown + figures) and return a manifest
-    ``{"markdown": path, "figures": {name: {"png", "svg", "panels": [titles], "yscales"}}}``."""
+    ``{"markdown": path, "figures": {name: {"png", "svg", "panels": [titles], "yscales"}}}``.
+
+    ``compare_with``: other sweep directories whose runs on the same datasets and seeds are
+    reported beside this sweep's (see the module docstring)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,15 +240,20 @@ def build_report(sweep_dir: str | os.PathLike) -> dict[str, Any]:
     frame = split_compat(load_results(sweep_dir / "results.csv"))
     if frame.empty:
         raise UserError(f"{sweep_dir / 'results.csv'}: no finished (status ok) runs to report")
+    n_own = len(frame)
+    frame, compared = add_compared_runs(frame, sweep_dir, compare_with)
     report_dir = sweep_dir / "report"
     fig_dir = report_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     manifest: dict[str, Any] = {"markdown": str(report_dir / "report.md"), "figures": {}}
     lines = [f"# benchmark_rc report: {sweep_dir.name}", "",
-             f"{len(frame)} finished runs from `{sweep_dir / 'results.csv'}`. Values are means ± "
+             f"{n_own} finished runs from `{sweep_dir / 'results.csv'}`. Values are means ± "
              "SD across seeds; `rc_divergence` is the mean |f(x) − f(RC x)| of the logits "
              "(profiles: mean JSD between the forward and RC-mapped predicted distributions).", ""]
+    if compared:
+        lines += ["Runs of other sweeps on the same datasets and seeds, reported beside this "
+                  "sweep's:", "", *compared, ""]
 
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "benchmark_rc"}):
         for dataset in sorted(frame["dataset"].unique()):

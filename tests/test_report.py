@@ -134,3 +134,47 @@ def test_metrics_no_run_has_are_left_out(tmp_path):
     assert "Pearson r" in md and "Spearman r" in md
     assert "JSD" not in md.split("## tracks", 1)[1].split("![", 1)[0]
     assert "| rcps | pearson |" in md and "| rcps | jsd |" not in md
+
+
+def _write_sweep(directory, rows, datasets):
+    directory.mkdir()
+    pd.DataFrame(rows).to_csv(directory / "results.csv", index=False)
+    (directory / "sweep.json").write_text(json.dumps({"datasets": datasets}))
+
+
+def test_compare_with_takes_shared_datasets_and_seeds_only(tmp_path):
+    sim = {"name": "sim200", "arch": "sim", "simulate": {"kind": "paper", "length": 200}}
+    row = {"arch": "sim", "auprc": 0.5, "rc_divergence": 0.0, "status": "ok"}
+    new = [dict(row, run_id=f"sim200-irrep-s{seed}", dataset="sim200", strategy="irrep",
+                paper_label="Irrep", seed=seed, auroc=0.9 + 0.01 * i)
+           for i, seed in enumerate((1, 2))]
+    new.append(dict(new[0], run_id="sim200-rcps-s1", strategy="rcps", paper_label="RCPS",
+                    auroc=0.5))
+    old = [dict(row, run_id=f"{d}-{s}-s{seed}", dataset=d, strategy=s, paper_label=s,
+                seed=seed, auroc=0.8)
+           for d in ("sim200", "sim1000") for s in ("posthoc", "rcps") for seed in (1, 2, 3)]
+    _write_sweep(tmp_path / "new", new, [sim])
+    _write_sweep(tmp_path / "old", old, [sim, dict(sim, name="sim1000")])
+    assert main(["report", str(tmp_path / "new"), "--compare-with", str(tmp_path / "old")]) == 0
+    md = (tmp_path / "new" / "report" / "report.md").read_text()
+    # posthoc of seeds 1 and 2 on sim200 taken; seed 3, sim1000 and old rcps (ran here) are not
+    assert "2 runs taken (posthoc); 8 left out (dataset or seed not in this sweep), " \
+           "2 left out (strategy this sweep ran itself)" in md
+    assert "## sim1000" not in md and "3 finished runs from" in md
+    line = next(ln for ln in md.splitlines() if ln.startswith("| posthoc | CJ-posthoc |")
+                or ln.startswith("| posthoc | posthoc |"))
+    assert line.split("|")[3].strip() == "2"
+    rcps = next(ln for ln in md.splitlines() if ln.startswith("| rcps | RCPS |"))
+    assert rcps.split("|")[3].strip() == "1" and "0.5000" in rcps  # this sweep's own row only
+    assert "| irrep | auroc | 2 | 0.1050 |" in md  # paired against the compared posthoc
+
+
+def test_compare_with_refuses_different_data(tmp_path):
+    row = {"run_id": "d-rcps-s1", "dataset": "d", "arch": "sim", "strategy": "rcps",
+           "paper_label": "RCPS", "seed": 1, "auroc": 0.9, "auprc": 0.9, "rc_divergence": 0.0,
+           "status": "ok"}
+    _write_sweep(tmp_path / "a", [row], [{"name": "d", "simulate": {"length": 200}}])
+    _write_sweep(tmp_path / "b", [dict(row, strategy="posthoc")],
+                 [{"name": "d", "simulate": {"length": 1000}}])
+    with pytest.raises(UserError, match="defined differently"):
+        build_report(tmp_path / "a", compare_with=[tmp_path / "b"])

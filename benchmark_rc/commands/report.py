@@ -10,11 +10,14 @@ USES_KERAS = False
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="sweep directory holding results.csv")
+    parser.add_argument("--compare-with", metavar="OTHER", action="append", default=[],
+                        help="another sweep directory: its runs on this sweep's datasets and "
+                             "seeds are reported beside this sweep's (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
     from benchmark_rc.report import build_report
 
-    manifest = build_report(args.dir)
+    manifest = build_report(args.dir, compare_with=args.compare_with)
     print(f"report: {manifest['markdown']} ({len(manifest['figures'])} figures)")
     return 0
