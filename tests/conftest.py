@@ -99,3 +99,19 @@ def model_terms(model) -> int:
             total += length
         total += 8
     return total
+
+
+def tiny_conv_model(length: int, seed: int = 0):
+    """Conv (top level, named "conv", for GradCAM) -> ReLU -> max-pool -> dense, 2 tasks, input
+    "sequence", N(0, 0.5) weights from ``seed``: small enough for exact attribution checks and
+    exercising the rules with fused kernels (ReLU, max)."""
+    import keras
+
+    inp = keras.Input((length, 4), name="sequence")
+    h = keras.layers.Conv1D(3, 5, activation="relu", name="conv")(inp)
+    h = keras.layers.Flatten()(keras.layers.MaxPooling1D(2)(h))
+    model = keras.Model(inp, keras.layers.Dense(2)(h))
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        w.assign(rng.normal(0, 0.5, w.shape).astype("float32"))
+    return model

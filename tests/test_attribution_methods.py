@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_conv_model
 
 from benchmark_rc.attribution import rules
 from benchmark_rc.attribution.batching import memoised
@@ -35,15 +36,7 @@ N, L = 3, 24
 
 
 def tiny_model(seed: int = 0) -> keras.Model:
-    """Conv (top level, for GradCAM) -> ReLU -> max-pool -> dense: 2 tasks, input "sequence"."""
-    inp = keras.Input((L, 4), name="sequence")
-    h = keras.layers.Conv1D(3, 5, activation="relu", name="conv")(inp)
-    h = keras.layers.Flatten()(keras.layers.MaxPooling1D(2)(h))
-    model = keras.Model(inp, keras.layers.Dense(2)(h))
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        w.assign(rng.normal(0, 0.5, w.shape).astype("float32"))
-    return model
+    return tiny_conv_model(L, seed)
 
 
 @pytest.fixture(scope="module")

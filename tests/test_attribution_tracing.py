@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import assert_f32_close, f32_rtol, model_terms
+from conftest import assert_f32_close, f32_rtol, model_terms, tiny_conv_model
 
 from benchmark_rc.attribution import deeplift
 from benchmark_rc.attribution.batching import _OWNER_ATTRIBUTE, _SHARED, pad_rows
@@ -18,15 +18,7 @@ ROWS = (5, 13, 64 + 7)  # a first call, a call of another size, several chunks a
 
 
 def tiny_model(seed: int = 0) -> keras.Model:
-    """Conv -> ReLU -> max-pool -> dense (2 tasks): rules with fused kernels (ReLU, max)."""
-    inp = keras.Input((L, 4), name="sequence")
-    h = keras.layers.Conv1D(3, 5, activation="relu", name="conv")(inp)
-    h = keras.layers.Flatten()(keras.layers.MaxPooling1D(2)(h))
-    model = keras.Model(inp, keras.layers.Dense(2)(h))
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        w.assign(rng.normal(0, 0.5, w.shape).astype("float32"))
-    return model
+    return tiny_conv_model(L, seed)
 
 
 def one_hot(n: int, seed: int) -> np.ndarray:
