@@ -168,13 +168,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "koo-cpu": {
         "description": "reduced for a CPU (results/koo): CNN-dist (task 3, <= 12 epochs) and "
                        "CNN-deep (task 1, <= 6 epochs) x relu/exponential x standard/rcps/posthoc "
-                       "x 2 seeds; Koo protocol otherwise (patience 20 is never reached)",
+                       "x 3 seeds; Koo protocol otherwise (patience 20 is never reached)",
         "datasets": [dict(d, train={"epochs": 12}) for d in _koo_datasets(
             "koo-task3", ("koo-cnn-dist",), ("relu", "exponential"))]
         + [dict(d, train={"epochs": 6}) for d in _koo_datasets(
             "koo-task1", ("koo-cnn-deep",), ("relu", "exponential"))],
         "strategies": ["standard", "rcps", "posthoc"],
-        "seeds": PAPER_SEEDS[:2],
+        "seeds": PAPER_SEEDS[:3],
         "train": {},
         "evaluate": {"split": "test"},
     },
