@@ -7,9 +7,10 @@ Layout of a sweep directory::
     OUT/data/<name>.h5       generated datasets (simulated ones)
     OUT/runs/<run_id>/       model.keras, model.h5, config.json, history.csv, metrics.json
 
-``run_id = <dataset>-<strategy>-s<seed>``, with the suffix ``-original`` for runs with
-``compat: original`` (the original Keras 2 / keras-genomics layers; the ``compat`` column says
-which), so one OUT may hold both modes. Post-hoc strategies (posthoc, posthoc-prob) are not
+``run_id = <dataset>-<strategy>-s<seed>``, with the suffix ``-<compat>`` for runs of another
+compat mode than the default (``-original``: the original Keras 2 / keras-genomics layers;
+``-original-bn`` and ``-original-conv``: its ablations; the ``compat`` column says which), so one
+OUT may hold every mode. Post-hoc strategies (posthoc, posthoc-prob) are not
 trained: their rows are ``conjoin()`` of the rcaug model of the same dataset and seed, which is
 trained once (even when rcaug itself is not in the grid) and reused for every post-hoc row.
 
@@ -68,7 +69,7 @@ class Job:
     seed: int
     train_strategy: str
     rows: list[str] = field(default_factory=list)  # strategies whose rows this job produces
-    compat: str = "default"  # the layers: "default" or "original" (see dataset_compat)
+    compat: str = "default"  # the layers: a mode of architectures.kit.COMPAT (see dataset_compat)
 
     def run_id(self, strategy: str) -> str:
         suffix = "" if self.compat == "default" else f"-{self.compat}"

@@ -33,14 +33,16 @@ def test_help_lists_every_available_subcommand():
         assert name in result.stdout
 
 
-def test_train_help_names_every_architecture_and_protocol():
+def test_train_help_names_every_architecture_protocol_and_compat_mode():
     """The names `train --help` writes out (no Keras import at --help) are the registries'."""
     from benchmark_rc.architectures import ARCHITECTURES
+    from benchmark_rc.architectures.kit import COMPAT_MODES
     from benchmark_rc.commands import train
     from benchmark_rc.training.protocol import PROTOCOLS, SELECTS
 
     assert train.ARCHITECTURE_NAMES == tuple(ARCHITECTURES)
     assert train.PROTOCOL_NAMES == tuple(PROTOCOLS)
+    assert train.COMPAT_NAMES == COMPAT_MODES
     assert train.SELECT_NAMES == tuple(SELECTS)
 
 

@@ -397,6 +397,27 @@ def test_default_builds_are_unchanged_and_original_swaps_only_the_compat_layers(
     assert original.count_params() == base.count_params() + extra
 
 
+# The ablations of "original", written out here: which of the three swaps each one makes.
+ABLATIONS = {
+    "original-bn": {RevCompConv1DBatchNorm: KerasGenomicsRevCompConv1DBatchNorm,
+                    keras.layers.BatchNormalization: Keras2BatchNormalization},
+    "original-conv": {RevCompConv1D: KerasGenomicsRevCompConv1D},
+}
+
+
+@pytest.mark.parametrize("compat", list(ABLATIONS))
+@pytest.mark.parametrize("arch", list(ARCH_HP))
+@pytest.mark.parametrize("strategy", ["conjoined", "rcps"])
+def test_ablation_modes_swap_only_their_layers(compat, arch, strategy):
+    hp = ARCH_HP[arch]
+    base = build_model(arch, strategy, seed=5, **hp)
+    ablated = build_model(arch, strategy, seed=5, compat=compat, **hp)
+    swap = ABLATIONS[compat]
+    assert _layer_types(ablated) == {swap.get(t, t) for t in _layer_types(base)}
+    if (arch, strategy) == ("sim", "rcps"):  # the paper's RCPS model has both kinds of layer
+        assert _layer_types(ablated) != _layer_types(base)
+
+
 def test_default_sim_rcps_is_the_hand_built_model_of_before():
     """The default sim RCPS model, built by hand from the stock layers in the order the kit used
     before the switch existed: the same seed gives the same weights and outputs."""

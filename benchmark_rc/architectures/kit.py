@@ -21,8 +21,10 @@ original TF 1.15 / Keras 2.2.4 / keras-genomics 0.1.2.1 stack where they change 
 * every ordinary batch norm (standard kit, also inside conjoined blocks) is
   :class:`Keras2BatchNormalization` (zero-debiased moving averages).
 
-Plain Conv1D, Dense and the strand merges are the same in both modes (Keras 2 and 3 compute
-them alike).
+Plain Conv1D, Dense and the strand merges are the same in every mode (Keras 2 and 3 compute
+them alike). Two ablation modes switch the quirks on separately, to say which of them changes a
+result: ``"original-bn"`` (the two batch-norm quirks, intended RC convolutions) and
+``"original-conv"`` (the 2·conv RC convolutions, intended batch norms).
 """
 
 from __future__ import annotations
@@ -55,13 +57,32 @@ from benchmark_rc.layers import (
 )
 
 READOUTS = ("sum", "avg", "weighted")
-COMPAT_MODES = ("default", "original")
+
+
+@dataclass(frozen=True)
+class CompatMode:
+    """Which layers of the original stack a kit builds in place of the intended ones."""
+
+    name: str
+    doubled_rc_conv: bool = False  # KerasGenomicsRevCompConv1D: 2·conv + bias
+    affine_rc_batch_norm: bool = False  # KerasGenomicsRevCompConv1DBatchNorm: no statistics
+    debiased_batch_norm: bool = False  # Keras2BatchNormalization: zero-debiased averages
+
+
+COMPAT = {mode.name: mode for mode in (
+    CompatMode("default"),
+    CompatMode("original", doubled_rc_conv=True, affine_rc_batch_norm=True,
+               debiased_batch_norm=True),
+    CompatMode("original-bn", affine_rc_batch_norm=True, debiased_batch_norm=True),
+    CompatMode("original-conv", doubled_rc_conv=True),
+)}
+COMPAT_MODES = tuple(COMPAT)
 
 
 def check_compat(value: str | None) -> str:
     """The compat mode named by ``value`` (None means "default"); others raise UserError."""
     mode = "default" if value is None else str(value)
-    if mode not in COMPAT_MODES:
+    if mode not in COMPAT:
         raise UserError(f"compat must be one of {COMPAT_MODES} (or None), got {value!r}")
     return mode
 
@@ -74,8 +95,9 @@ class LayerKit:
         rc: True for the RC-shared kit (maps are regular, 2F channels for F filters).
         readout: strand merge of the RC kit's classification read-out: "sum" (RevCompSumPool,
             paper RCPS), "avg" (RevCompAvgPool, RCPS-Avg) or "weighted" (WeightedSum1D).
-        compat: "default" (the intended layers) or "original" (the layers of the original
-            Keras 2 / keras-genomics stack, see the module docstring).
+        compat: a name of :data:`COMPAT`: "default" (the intended layers), "original" (the
+            layers of the original Keras 2 / keras-genomics stack, see the module docstring) or
+            one of its ablations.
     """
 
     rc: bool = False
@@ -87,13 +109,13 @@ class LayerKit:
         return dataclasses.replace(self, compat=check_compat(compat))
 
     @property
-    def original(self) -> bool:
-        """True in the "original" compat mode."""
-        return self.compat == "original"
+    def quirks(self) -> CompatMode:
+        """The original-stack layers this kit's compat mode builds."""
+        return COMPAT[self.compat]
 
     @property
     def _rc_conv(self) -> type:
-        return KerasGenomicsRevCompConv1D if self.original else RevCompConv1D
+        return KerasGenomicsRevCompConv1D if self.quirks.doubled_rc_conv else RevCompConv1D
 
     def conv(
         self,
@@ -142,9 +164,10 @@ class LayerKit:
     def batch_norm(self, name: str | None = None) -> keras.layers.Layer:
         """Batch norm (RC kit: channel c and 2F-1-c share parameters and statistics)."""
         if self.rc:
-            cls = KerasGenomicsRevCompConv1DBatchNorm if self.original else RevCompConv1DBatchNorm
+            cls = KerasGenomicsRevCompConv1DBatchNorm if self.quirks.affine_rc_batch_norm \
+                else RevCompConv1DBatchNorm
             return cls(name=name)
-        if self.original:
+        if self.quirks.debiased_batch_norm:
             return Keras2BatchNormalization(name=name)
         return keras.layers.BatchNormalization(name=name)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from benchmark_rc.commands.train import COMPAT_NAMES
+
 
 def add_backend_arguments(parser: argparse.ArgumentParser, unit: str
                           ) -> argparse._ArgumentGroup:
@@ -56,10 +58,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", help="comma-separated seeds overriding the config's")
     parser.add_argument("--strategies", help="comma-separated strategies overriding the config's")
     parser.add_argument("--epochs", type=int, help="cap the epochs of every run")
-    parser.add_argument("--compat", choices=("default", "original"),
+    parser.add_argument("--compat", choices=COMPAT_NAMES,
                         help="layers of every run, replacing any compat of the config: "
                              "'default' or 'original' (the paper's Keras 2 / keras-genomics "
-                             "layers; run ids get the suffix -original; docs/sweep.md)")
+                             "layers; run ids get the suffix -original; docs/sweep.md), or an "
+                             "ablation of 'original' (docs/models.md)")
     parser.add_argument("--shard", help="I/N: run only every N-th training job from the I-th")
     parser.add_argument("--distribute", choices=("mirrored",),
                         help="train each run on all local GPUs (tf.distribute.MirroredStrategy)")

@@ -10,6 +10,7 @@ ARCHITECTURE_NAMES = ("sim", "binary", "bpnet", "koo-cnn2", "koo-cnn50", "koo-cn
                       "koo-cnn-local", "koo-cnn-dist", "enformer", "basset", "beluga")
 PROTOCOL_NAMES = ("sim", "binary", "profile", "tracks", "koo-task1", "koo-task3", "prakash")
 SELECT_NAMES = ("auroc", "auprc", "loss", "last")
+COMPAT_NAMES = ("default", "original", "original-bn", "original-conv")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,11 +37,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-valid", type=int, help="use only the first N validation rows")
     parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
                         help="architecture hyper-parameter (repeatable), e.g. filters=32")
-    parser.add_argument("--compat", choices=("default", "original"), default="default",
+    parser.add_argument("--compat", choices=COMPAT_NAMES, default="default",
                         help="layers: 'default' (mathematically intended) or 'original' (as the "
                              "paper's TF 1.15 / Keras 2.2.4 / keras-genomics stack ran them: "
                              "affine RC batch norm without statistics, 2*conv RC convolutions, "
-                             "zero-debiased batch-norm averages; docs/models.md)")
+                             "zero-debiased batch-norm averages; docs/models.md); "
+                             "'original-bn' and 'original-conv' switch on only its batch norms "
+                             "or only its convolutions")
     parser.add_argument("--distribute", choices=("mirrored",),
                         help="train on all local GPUs with tf.distribute.MirroredStrategy")
     parser.add_argument("--restart", action="store_true",
