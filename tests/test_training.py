@@ -282,6 +282,27 @@ def test_profile_val_loss_is_the_multinomial_nll(profile_runs):
     assert best["val_loss"] == pytest.approx(np.mean(nll), rel=rtol)
 
 
+def test_profile_val_loss_check_with_a_short_last_batch_and_a_weighted_count_loss(
+        profile_runs, tmp_path):
+    # Keras 3 logs val_profile_loss as an unweighted mean over batches, so with a short last
+    # validation batch it differs from val_loss; the check recomputes the weighted MNLL instead
+    from benchmark_rc.data.hdf5 import validate
+    from benchmark_rc.training import train_run
+
+    data, _ = profile_runs
+    n_valid = validate(data)["valid"]
+    eval_batch = 4
+    assert n_valid % eval_batch, "the split must end in a short batch for this test"
+    base = dict(data=data, arch="bpnet", strategy="standard", seed=3, epochs=1, batch_size=8,
+                eval_batch_size=eval_batch, jitter=8)
+    summary = train_run(TrainConfig(**base, hparams={"filters": 4, "n_dilated": 2}),
+                        tmp_path / "weight0")
+    assert summary["epochs_run"] == 1
+    with pytest.raises(RuntimeError, match="count loss is not weighted 0"):
+        train_run(TrainConfig(**base, hparams={"filters": 4, "n_dilated": 2,
+                                               "counts_loss_weight": 1.0}), tmp_path / "weight1")
+
+
 def test_profile_evaluation_and_rc_divergence(profile_runs):
     from benchmark_rc import metrics
     from benchmark_rc.registry import load_model

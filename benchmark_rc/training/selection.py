@@ -6,9 +6,9 @@ with it, resuming from a checkpoint when there is one.
 
 The validation auROC is macro over tasks (sklearn). For classification, validation loss and
 auROC come from one prediction pass over the validation split with the model's own compiled
-loss; for profiles Keras computes ``val_loss`` and the loop checks on every epoch that it equals
-``val_profile_loss`` (count-loss weight 0, spec §8.1) and stops with an error otherwise (the
-task's :class:`~benchmark_rc.tasks.Validation` computes these scores).
+loss; for profiles Keras computes ``val_loss`` and the loop checks after the first epoch that it
+is the profile MNLL of the validation split (count-loss weight 0, spec §8.1) and stops with an
+error otherwise (the task's :class:`~benchmark_rc.tasks.Validation` computes these scores).
 
 Selection: the kept weights are those of the epoch with the best selection metric (max val auROC
 or min val_loss): the first epoch's weights are kept, and a later epoch replaces them when its
