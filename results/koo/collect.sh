@@ -20,3 +20,4 @@ c = json.load(open(sys.argv[1]))
 print(json.dumps({"versions": c.get("versions"), "machine": platform.machine(),
                   "cpus": os.cpu_count(), "threads": "TF intra/inter-op 1"}, indent=2))
 PY
+.venv/bin/python results/koo/key_table.py  # the README tables (key_table.md)
