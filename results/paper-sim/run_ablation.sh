@@ -7,7 +7,8 @@
 # -original-conv). Resumable. On a fresh machine first:
 #   mkdir -p runs/paper-sim && cp results/paper-sim/results.csv runs/paper-sim/
 set -euo pipefail
-export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=1
+# oneDNN off, as every sim200 row of results/paper-sim ran (TensorFlow's default on this CPU)
+export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0
 for compat in original-bn original-conv; do
   benchmark-rc sweep --config results/paper-sim/sim200.yaml --compat "$compat" \
     --out runs/paper-sim --no-progress --no-report
