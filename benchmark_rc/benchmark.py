@@ -426,9 +426,23 @@ def failed_rows(job: Job, todo: Sequence[str], err: BaseException) -> list[dict[
     return [dict(_base_row(job, s), status="failed", error=error) for s in todo]
 
 
+# results.csv is committed and shared: code locations in its errors are named relative to the
+# directory holding the package (the repository in a checkout), never by this machine's path
+_CODE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _code_location(filename: str) -> str:
+    """``filename`` relative to :data:`_CODE_ROOT`, or its last three path parts outside it."""
+    path = Path(filename).resolve()
+    try:
+        return path.relative_to(_CODE_ROOT).as_posix()
+    except ValueError:
+        return "/".join(path.parts[-3:])
+
+
 def _error_text(err: BaseException) -> str:
     last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
-    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    where = f" (at {_code_location(last[0].filename)}:{last[0].lineno})" if last else ""
     return f"{type(err).__name__}: {err}{where}".replace("\n", " ")[:1000]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -216,6 +217,9 @@ def test_kill_then_resume_no_lost_or_duplicated_rows(smoke, tmp_path, monkeypatc
     rows = read_results(tmp_path / "results.csv")
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(failed) == 1 and "ValueError: boom" in failed[0]["error"]
+    # the error names where it was raised, but not by this machine's absolute path
+    assert "test_sweep.py:" in failed[0]["error"]
+    assert str(Path(__file__).resolve().parent) not in failed[0]["error"]
 
     monkeypatch.setattr(training, "evaluate_model", real)
     summary = run_sweep(config, tmp_path, progress=False)
@@ -280,3 +284,15 @@ def test_report_of_smoke_sweep(smoke):
                                         for kind in ("metrics", "rc_divergence", "vs_posthoc")}
     for d, (_, metric_columns) in SMOKE_DATASETS.items():
         assert len(manifest["figures"][f"{d}_vs_posthoc"]["panels"]) == len(metric_columns)
+
+
+def test_failed_row_names_package_code_relative_to_the_package():
+    from benchmark_rc.architectures.kit import check_compat
+    from benchmark_rc.benchmark import _error_text
+    from benchmark_rc.errors import UserError
+
+    with pytest.raises(UserError) as caught:
+        check_compat("keras2")
+    text = _error_text(caught.value)
+    assert text.startswith("UserError: compat must be one of")
+    assert "(at benchmark_rc/architectures/kit.py:" in text
