@@ -153,3 +153,45 @@ def test_command_runs_without_tensorflow_or_keras(full):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"status": 0, "heavy": []}
+
+
+def test_cells_outside_the_papers_range_are_listed(full):
+    result = compare_paper(full)
+    frame = pd.read_csv(full / "results.csv")
+    expected = set()
+    for (strategy, compat), runs in frame.groupby(["strategy", "compat"]):
+        for m in ("auroc", "auprc"):
+            if ("sim200", strategy) not in PAPER_SIM:
+                continue
+            p_mean, p_sd = PAPER_SIM[("sim200", strategy)][m]
+            if abs(runs[m].mean() - p_mean) > max(2 * p_sd, 0.005):
+                expected.add((strategy, compat, m))
+    got = {(r["strategy"], r["compat"], m) for r in result["rows"] for m in ("auroc", "auprc")
+           if r[m].get("within") is False}
+    # the synthetic centres put posthoc and default rcps far from the paper, the rest near it
+    assert got == expected and ("posthoc", "default", "auroc") in got
+    assert ("rcps", "original", "auroc") not in got
+    listed = [ln for ln in result["text"].splitlines() if ln.startswith("- sim200 ")]
+    assert len(listed) == len(expected)
+    assert f"outside the paper's range (more than 2 paper SDs and more than 0.005 from its " \
+           f"mean): {len(expected)};" in result["text"]
+
+
+def test_range_has_an_absolute_floor_and_ignores_partial_rows(tmp_path, monkeypatch):
+    import benchmark_rc.paper as paper
+
+    rows = [_row("sim200", "standard", seed, 0.92, 0.87) for seed in SEEDS]
+    rows += [_row("sim200", "rcaug", seed, 0.90, 0.87) for seed in SEEDS[:3]]
+    directory = _write(tmp_path, rows)
+    # paper SD 0.001: 0.004 away is 4 SDs but within the 0.005 floor; 0.006 away is outside it
+    for offset, within in ((0.004, True), (0.006, False)):
+        monkeypatch.setitem(paper.PAPER_SIM, ("sim200", "standard"),
+                            {"label": "Standard", "auroc": (0.92 + offset, 0.001),
+                             "auprc": (0.87, 0.005)})
+        result = compare_paper(directory)
+        assert _row_of(result, "standard")["auroc"]["within"] is within
+        # rcaug is far from the paper (0.90 vs 0.9495) but partial: flagged, not listed
+        assert _row_of(result, "rcaug")["auroc"]["within"] is False
+        listed = [ln for ln in result["text"].splitlines() if ln.startswith("- sim200 ")]
+        assert listed == ([] if within else
+                          ["- sim200 standard [default] auROC: 0.9200 vs 0.9260 (-6.00 paper SDs)"])
