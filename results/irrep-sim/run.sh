@@ -11,8 +11,8 @@ for seed in 1535 1780 2143 3578 4652; do
   benchmark-rc sweep --config results/irrep-sim/profile.yaml --seeds "$seed" \
     --out runs/irrep-profile --no-progress --no-report
 done
-# irrep before irrep-kmer: a sim1000 irrep-kmer run costs ~5x an irrep run on this CPU (its first
-# layer reads 64 3-mer channels), so the 5 irrep seeds come first
+# irrep before irrep-kmer: an irrep-kmer epoch costs ~3.3x an irrep epoch on this CPU (its first
+# layer reads 64 3-mer channels; sim200 epoch times), so the 5 irrep seeds come first
 for strategy in irrep irrep-kmer; do
   for seed in 1535 1780 2143 3578 4652; do
     benchmark-rc sweep --preset paper-sim --strategies "$strategy" --seeds "$seed" \
