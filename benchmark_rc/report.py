@@ -174,12 +174,17 @@ def _strip_box(ax, groups: list[np.ndarray], labels: list[str], rng: np.random.G
     ax.grid(axis="y", alpha=0.3)
 
 
+# No creation date in the files: a report rebuilt from the same results.csv is byte-identical,
+# so a committed report changes in git only where a result changed.
+_UNDATED = {"png": {}, "svg": {"Date": None}}
+
+
 def _save(fig, stem: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"yscales": [ax.get_yscale() for ax in fig.axes]}
-    for ext in ("png", "svg"):
+    for ext, metadata in _UNDATED.items():
         target = stem.with_suffix(f".{ext}")
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
+            fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight", metadata=metadata)
         out[ext] = str(target)
     return out
 

@@ -79,6 +79,15 @@ def test_report_files_and_panels(sweep_dir, manifest):
     assert "CJ-posthoc" in md and "Failed runs" in md and "simA-rcps-s9999" in md
 
 
+def test_rebuilt_report_is_byte_identical(sweep_dir, manifest):
+    # the figures carry no creation date, so an unchanged results.csv gives unchanged files
+    before = {p: p.read_bytes() for p in (sweep_dir / "report").rglob("*") if p.is_file()}
+    build_report(sweep_dir)
+    after = {p: p.read_bytes() for p in (sweep_dir / "report").rglob("*") if p.is_file()}
+    assert after.keys() == before.keys()
+    assert [p.name for p in before if after[p] != before[p]] == []
+
+
 def test_rc_divergence_axis_is_log(sweep_dir, manifest):
     assert manifest["figures"]["simA_rc_divergence"]["yscales"] == ["log"]
     assert manifest["figures"]["simA_metrics"]["yscales"] == ["linear", "linear"]
