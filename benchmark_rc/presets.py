@@ -44,11 +44,11 @@ def _koo_datasets(kind: str, archs: tuple[str, ...], activations: tuple[str, ...
             for arch in archs for act in activations]
 
 
-# enformer (issue 13): every strategy but the irrep ones, which it refuses
-# (list_strategies("enformer"); tests/test_enformer.py checks the two lists agree)
+# enformer (issue 13): every strategy (list_strategies("enformer"); tests/test_enformer.py checks
+# the two lists agree), the irrep ones since issue 14 gave them attention layers
 ENFORMER_STRATEGIES = ["standard", "rcaug", "posthoc", "posthoc-prob", "conjoined",
                        "conjoined-max", "rcps", "rcps-avg", "rcps-weighted", "rcps-half",
-                       "hybrid-early", "hybrid-later", "hybrid-all"]
+                       "hybrid-early", "hybrid-later", "hybrid-all", "irrep", "irrep-kmer"]
 
 
 def _long_range_datasets(simulate: dict[str, Any] | None = None,

@@ -28,7 +28,7 @@ def list_architectures() -> list[str]:
 
 def list_strategies(arch: str | None = None) -> list[str]:
     """Registered strategy names (DESIGN.md order); with ``arch``, those it supports (an
-    architecture may refuse some, e.g. enformer the irrep strategies)."""
+    architecture may refuse some: :attr:`Architecture.unsupported`)."""
     if arch is None:
         return list(STRATEGIES)
     refused = get_architecture(arch).unsupported

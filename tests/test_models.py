@@ -186,12 +186,20 @@ PARAM_COUNTS_BPNET = {
 # 128 x 64, output 128 x 64 + 64): stem 6208, tower 176892, transformer 2 x 67712, head 16768 +
 # StrandSymmetricDense 258 + StrandPairDense 257: 335807. Hybrids swap the RC blocks for the
 # standard ones: early (stem) 335807 - 6208 + 4160, later (+ tower) - 176892 + 89772, all
-# (+ transformer) - 135424 + 69888. The irrep strategies are refused.
+# (+ transformer) - 135424 + 69888. irrep (C = 2f channels split half/half; an irrep conv has
+# k C_in C / 2 weights, no bias; IrrepBatchNorm 3C; attention pooling C x C): stem 15*4*64/2 +
+# 192 + 2048 + 4096 = 8256; tower block 3 C_in + 2.5 C_in C + 3C + 1.5 C^2 for C = 64 .. 128:
+# 16768 + 19704 + 26172 + 34524 + 46320 + 61136 = 204624; transformer block: IrrepLayerNorm 128 +
+# 64, MHA of 8 heads (key, value 16 = 8 a + 8 b): q, k, v a->a and b->b 3 x 2 x 64*64, positions
+# 12 symmetric x 64 + 12 odd x 64, a-part biases 2 x 64, output 2 x 64*64 + 64 = 34496; LN 192;
+# FF 128*256/2 + 256*128/2: 67648 x 2 = 135296; head BN 384 + conv 16384 + IrrepTrackDense
+# 128*2 + 2 + IrrepStrandPairDense 256 + 1 = 17283; total 365459. irrep-kmer: first conv
+# 13*64*64/2 = 26624 instead of 1920 -> 390163.
 PARAM_COUNTS_ENFORMER = {
     "standard": 172912, "rcaug": 172912, "posthoc": 172912, "posthoc-prob": 172912,
     "conjoined": 172912, "conjoined-max": 172912, "rcps": 335807, "rcps-avg": 335807,
     "rcps-weighted": 335807, "rcps-half": 96915, "hybrid-early": 333759,
-    "hybrid-later": 246639, "hybrid-all": 181103,
+    "hybrid-later": 246639, "hybrid-all": 181103, "irrep": 365459, "irrep-kmer": 390163,
 }
 
 

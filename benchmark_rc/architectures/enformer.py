@@ -23,8 +23,9 @@ position_features=192, output_bins=896`` (and ``num_tracks`` = its 5313 human tr
 tower's receptive field (:func:`conv_receptive_field`, 646 bp at the defaults, against the whole
 4096-bp window with attention); the ``long-range`` preset trains it next to the full model.
 
-Every strategy but the irrep ones (no irrep attention: refused, docs/models.md): the RC kit makes
-each block RC-shared, the attention exactly equivariant (:mod:`benchmark_rc.layers.attention`).
+Every strategy: the RC kit makes each block RC-shared, the attention exactly equivariant
+(:mod:`benchmark_rc.layers.attention`); the irrep kit writes every block on irreducible
+representations (:mod:`benchmark_rc.layers.irrep_attention`).
 """
 
 from __future__ import annotations
@@ -38,10 +39,6 @@ from benchmark_rc.architectures.base import Architecture, Block
 from benchmark_rc.architectures.kit import LayerKit
 from benchmark_rc.errors import UserError
 from benchmark_rc.tasks import TRACKS
-
-IRREP_REFUSAL = ("enformer needs attention pooling, layer norm and multi-head attention, which "
-                 "have no irreducible-representation version here; rcps is the exactly "
-                 "equivariant enformer")
 
 
 def tower_filters(hp: dict) -> list[int]:
@@ -196,5 +193,4 @@ ENFORMER = Architecture(
     # blocks: 0 stem, 1 conv tower, 2 transformer stack; the head (crop, pointwise, track heads)
     # stays RC-shared in every hybrid
     hybrid_blocks={"early": (0,), "later": (0, 1), "all": (0, 1, 2)},
-    unsupported={"irrep": IRREP_REFUSAL, "irrep-kmer": IRREP_REFUSAL},
 )

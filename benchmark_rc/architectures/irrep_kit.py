@@ -16,7 +16,9 @@ negates them). :class:`IrrepKit` writes an architecture's trunk on irrep maps:
 * the classification read-out symmetrises the map (:class:`~benchmark_rc.layers.IrrepConcatenate`)
   before pooling, so everything after it sees the same map for x and RC(x): invariant logits;
 * profile and count heads map the irrep trunk back to regular maps
-  (:class:`~benchmark_rc.layers.IrrepToRegConv1D`), then proceed as in the RC kit: equivariant.
+  (:class:`~benchmark_rc.layers.IrrepToRegConv1D`), then proceed as in the RC kit: equivariant;
+* Enformer's attention pooling, layer norm, relative-position attention and track heads are
+  their irrep versions (:mod:`benchmark_rc.layers.irrep_attention`).
 
 The representation of each map is tracked by the kit while a network is built: the maps it made
 regular (the embedded sequence) are remembered; every other trunk map is irrep with the kit's
@@ -37,11 +39,16 @@ from benchmark_rc.architectures.kit import LayerKit
 from benchmark_rc.errors import UserError
 from benchmark_rc.layers import (
     IrrepActivation,
+    IrrepAttentionPooling1D,
     IrrepBatchNorm,
     IrrepConcatenate,
+    IrrepLayerNorm,
     IrrepMaxPool1D,
+    IrrepMultiHeadAttention,
+    IrrepStrandPairDense,
     IrrepToIrrepConv1D,
     IrrepToRegConv1D,
+    IrrepTrackDense,
     KmerEmbedding,
     RegToIrrepConv1D,
     RevCompConv1D,
@@ -150,22 +157,38 @@ class IrrepKit(LayerKit):
         h = keras.layers.Flatten(name="flatten")(h)
         return keras.layers.Dense(units, name=name)(h)
 
-    def _no_attention(self, what: str) -> Any:
-        raise UserError(f"the irrep strategies have no {what} on irrep maps (attention on "
-                        "irreducible representations is not implemented; docs/models.md); use "
-                        "rcps for an exactly equivariant attention model")
+    # ------------------------------------------------------------ attention (enformer)
 
     def attention_pool(self, h: Any, pool_size: int = 2, name: str | None = None) -> Any:
-        return self._no_attention("attention pooling")
+        """Softmax pooling with invariant logits [h_a, |h_b|] W (the map stays irrep)."""
+        return IrrepAttentionPooling1D(self._a(h), pool_size, name=name)(h)
 
     def layer_norm(self, name: str | None = None) -> Any:
-        return self._no_attention("layer norm")
+        """Layer norm over channels (a channels centred, b channels only scaled)."""
+        return lambda h: IrrepLayerNorm(self._a(h), epsilon=1e-5, name=name)(h)
 
-    def attention(self, *args: Any, **kwargs: Any) -> Any:
-        return self._no_attention("multi-head attention")
+    def attention(self, filters: int, heads: int, key_size: int, *, position_features: int,
+                  symmetric_positions: bool = False, attention_dropout: float = 0.0,
+                  name: str | None = None) -> Any:
+        """Irrep self-attention at the RC kit's size: 2 x heads heads of value size
+        filters // heads, 2F output channels; queries, keys, values and output split a/b by the
+        kit's fraction (layers/irrep_attention.py)."""
+        value_size = max(1, int(filters) // int(heads))
+        units = 2 * int(filters)
+        return lambda h: IrrepMultiHeadAttention(
+            2 * int(heads), key_size, value_size, units, a=self._a(h),
+            key_a=self.split(int(key_size))[0], value_a=self.split(value_size)[0],
+            units_a=self.split(units)[0], position_features=position_features,
+            symmetric_positions=symmetric_positions, attention_dropout=attention_dropout,
+            output_initializer="zeros", name=name)(h)
 
     def track_heads(self, h: Any, num_tracks: int, num_stranded: int) -> dict[str, Any]:
-        return self._no_attention("track heads")
+        """Unstranded tracks from the a channels (bins reversed under RC) and stranded (+, -)
+        pairs (bins reversed and strands swapped under RC)."""
+        a = self._a(h)
+        return {"tracks": IrrepTrackDense(num_tracks, a, "softplus", name="tracks")(h),
+                "stranded_tracks": IrrepStrandPairDense(num_stranded, a, "softplus",
+                                                        name="stranded_tracks")(h)}
 
     def _profile_prebias(self, h: Any, kernel_size: int) -> Any:
         return IrrepToRegConv1D(1, self._a(h), kernel_size, name="profile_prebias")(h)

@@ -42,7 +42,7 @@ def _example_layers() -> list:
     layers.extend(_walk(benchmark_rc.build_model("koo-cnn-deep", "irrep")))  # trunk pooling
     tiny = {"input_length": 256, "n_tower": 2, "output_bins": 32, "filters": 8, "heads": 2,
             "position_features": 6}
-    for strategy in ("standard", "rcps"):  # the attention layers and track heads
+    for strategy in ("standard", "rcps", "irrep"):  # the attention layers and track heads
         layers.extend(_walk(benchmark_rc.build_model("enformer", strategy, **tiny)))
     standard = benchmark_rc.build_model("bpnet", "standard")
     layers.extend(_walk(benchmark_rc.conjoin(standard, "bpnet", mode="logit")))

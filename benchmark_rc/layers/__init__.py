@@ -31,6 +31,13 @@ from benchmark_rc.layers.irrep import (
     KmerEmbedding,
     RegToIrrepConv1D,
 )
+from benchmark_rc.layers.irrep_attention import (
+    IrrepAttentionPooling1D,
+    IrrepLayerNorm,
+    IrrepMultiHeadAttention,
+    IrrepStrandPairDense,
+    IrrepTrackDense,
+)
 from benchmark_rc.layers.irrep_pool import IrrepMaxPool1D
 from benchmark_rc.layers.losses import MultinomialNLL
 from benchmark_rc.layers.rcps import (
@@ -47,11 +54,16 @@ __all__ = [
     "AttentionPooling1D",
     "Exponential",
     "IrrepActivation",
+    "IrrepAttentionPooling1D",
     "IrrepBatchNorm",
     "IrrepConcatenate",
+    "IrrepLayerNorm",
     "IrrepMaxPool1D",
+    "IrrepMultiHeadAttention",
+    "IrrepStrandPairDense",
     "IrrepToIrrepConv1D",
     "IrrepToRegConv1D",
+    "IrrepTrackDense",
     "Keras2BatchNormalization",
     "KerasGenomicsRevCompConv1D",
     "KerasGenomicsRevCompConv1DBatchNorm",

@@ -164,10 +164,15 @@ class AttentionPooling1D(WeightGroupsLayer):
     def full_kernel(self) -> Any:
         return self.kernel
 
+    def logit_features(self, inputs: Any) -> Any:
+        """The map the logits are a linear function of (here the input itself)."""
+        return inputs
+
     def call(self, inputs: Any) -> Any:
         length, channels = int(inputs.shape[1]), int(inputs.shape[-1])
         _check_pool(length, self.pool_size, type(self).__name__)
-        logits = ops.matmul(inputs, ops.cast(self.full_kernel(), inputs.dtype))
+        logits = ops.matmul(self.logit_features(inputs),
+                            ops.cast(self.full_kernel(), inputs.dtype))
         shape = (-1, length // self.pool_size, self.pool_size, channels)
         weights = ops.softmax(ops.reshape(logits, shape), axis=2)
         return ops.sum(ops.reshape(inputs, shape) * weights, axis=2)
@@ -284,8 +289,18 @@ class RelativeMultiHeadAttention(WeightGroupsLayer):
         if length is None or channels is None:
             raise ValueError(f"{type(self).__name__} needs a known length and channel count")
         self._in_channels(int(channels))  # checks
+        self.build_weights(int(channels))
+        length = int(length)
+        self._features = relative_position_features(length, self.position_features,
+                                                    self.symmetric_positions)
+        # flat index into the (L, 2L-1) relative logits of distance p' - p for (p, p')
+        p = np.arange(length)
+        self._shift = (p[:, None] * (2 * length - 1) + (p[None, :] - p[:, None] + length - 1))
+
+    def build_weights(self, c: int) -> None:
+        """The free weights for an input of ``c`` channels (subclasses store other blocks and
+        derive :meth:`full_weights` from them)."""
         hk, hv = self.heads * self.key_size, self.heads * self.value_size
-        c = int(channels)
         self.query_kernel = _add(self, "query_kernel", (c, hk), "kernel")
         self.key_kernel = _add(self, "key_kernel", (c, hk), "kernel")
         self.value_kernel = _add(self, "value_kernel", (c, hv), "kernel")
@@ -296,12 +311,6 @@ class RelativeMultiHeadAttention(WeightGroupsLayer):
         out_in = self.total_heads * self.value_size
         self.output_kernel = _add(self, "output_kernel", (out_in, self.units), "output")
         self.output_bias = _add(self, "output_bias", (self.units,), "output_bias")
-        length = int(length)
-        self._features = relative_position_features(length, self.position_features,
-                                                    self.symmetric_positions)
-        # flat index into the (L, 2L-1) relative logits of distance p' - p for (p, p')
-        p = np.arange(length)
-        self._shift = (p[:, None] * (2 * length - 1) + (p[None, :] - p[:, None] + length - 1))
 
     def full_weights(self) -> dict[str, Any]:
         """The weights of all :attr:`total_heads` heads (the RC layer derives them)."""
