@@ -5,7 +5,8 @@ memory at the default length, and the cost curve as the input length doubles.
    standard (F = 64 channels, 4 heads of key 16 / value 16), rcps at EQUAL CHANNELS (filters
    32 free -> 64 channels; heads 2 free -> 4 heads of value 16: the same widths as standard,
    half the free parameters), rcps at equal free filters (the registry default: 128 channels,
-   8 heads) and conjoined (the standard network on x and RC(x)). Timed with bench/strategies.py's
+   8 heads), conjoined (the standard network on x and RC(x)) and irrep at rcps's equal channels
+   (issue 14; also as a ratio to rcps). Timed with bench/strategies.py's
    interleaved rounds (every model once per round); ratios to standard of the median process
    CPU time per step (primary), median and minimum wall time.
 2. Attention memory at the default length: the attention-logit tensor (B, heads, bins, bins)
@@ -20,7 +21,9 @@ noisy; the ratios measured in the same interleaved run are the result. Load aver
 recorded before and after.
 
 Usage: .venv/bin/python bench/enformer.py [--rounds 5] [--curve-rounds 3] [--no-memory]
-Writes bench/results/enformer.json.
+[--models NAME ...] [--lengths L ...]. Writes bench/results/enformer.json (--out to change).
+The irrep comparison of issue 14: --models rcps irrep --no-memory --lengths
+--out bench/results/enformer_irrep.json.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ MODELS = {
     "rcps": ("rcps", {"filters": 32, "heads": 2}),
     "rcps-equal-free-filters": ("rcps", {}),
     "conjoined": ("conjoined", {}),
+    # issue 14: irrep at the channels of rcps (equal channels): 64 channels, 4 heads
+    "irrep": ("irrep", {"filters": 32, "heads": 2}),
 }
 CURVE = ("standard", "rcps")
 LENGTHS = (4096, 8192, 16384, 32768)
@@ -78,7 +83,7 @@ def attention_sizes(strategy: str, hparams: dict, n: int = 1) -> dict:
     """Elements and float32 MiB of the logits (n, heads, bins, bins) and relative-position
     (n, heads, bins, 2 bins - 1) tensors of one transformer block."""
     hp = {**DEFAULTS, **hparams}
-    heads = int(hp["heads"]) * (2 if strategy.startswith("rcps") else 1)
+    heads = int(hp["heads"]) * (2 if strategy.startswith(("rcps", "irrep")) else 1)
     bins = int(hp["input_length"]) // bin_size(hp)
     logits = n * heads * bins * bins
     relative = n * heads * bins * (2 * bins - 1)
@@ -110,6 +115,12 @@ def step_times(names, hparams: dict, n: int, rounds: int, warmup: int = 2) -> di
         out[name] = {"ratio_to_standard": {k: v / base[k] for k, v in stats.items()},
                      "step_seconds": stats, "wall_seconds_all": wall[name],
                      "cpu_seconds_all": cpu[name], "params": params[name]}
+    if "rcps" in out:  # the RC-equivariant models against rcps at equal channels
+        base = out["rcps"]["step_seconds"]
+        for name in names:
+            if name.startswith("irrep"):
+                out[name]["ratio_to_rcps"] = {k: v / base[k]
+                                              for k, v in out[name]["step_seconds"].items()}
     return out
 
 
@@ -159,7 +170,11 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--curve-rounds", type=int, default=3)
     parser.add_argument("--curve-batch", type=int, default=2)
-    parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
+    parser.add_argument("--lengths", type=int, nargs="*", default=list(LENGTHS),
+                        help="cost-curve lengths (none: no curve)")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                        help="models of the step-time comparison (standard is always timed: "
+                             "the ratios are to it)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "enformer.json"))
@@ -170,18 +185,21 @@ def main() -> int:
     load_start = os.getloadavg()
     started = time.perf_counter()
 
-    steps = step_times(list(MODELS), {}, args.batch, args.rounds)
+    steps = step_times(list(dict.fromkeys(["standard", *args.models])), {}, args.batch,
+                       args.rounds)
     print(f"step time / standard's (process-CPU median, wall median, wall min), batch "
           f"{args.batch}, {DEFAULTS['input_length']} bp:")
     for name, r in steps.items():
         q = r["ratio_to_standard"]
         print(f"  {name:24s} {q['cpu_median']:5.2f}x {q['wall_median']:5.2f}x "
               f"{q['wall_min']:5.2f}x  ({r['step_seconds']['cpu_median']:.2f} s CPU, "
-              f"{r['params']} params)")
+              f"{r['params']} params)"
+              + (f", {r['ratio_to_rcps']['cpu_median']:.2f}x rcps" if "ratio_to_rcps" in r
+                 else ""))
 
     sizes = {
         name: attention_sizes(MODELS[name][0], MODELS[name][1], args.batch)
-        for name in ("standard", "rcps", "rcps-equal-free-filters")}
+        for name in ("standard", "rcps", "rcps-equal-free-filters", "irrep")}
     published = {"input_length": 196608, "filters": 1536, "channel_step": 128,
                  "n_transformer": 11, "heads": 8, "key_size": 64, "position_features": 192,
                  "output_bins": 896}
@@ -202,10 +220,10 @@ def main() -> int:
         print(f"  {length} bp: " + ", ".join(
             f"{name} {curve[str(length)][name]['step_seconds']['cpu_median']:.2f} s CPU"
             for name in CURVE))
-    first = str(args.lengths[0])
+    first = str(args.lengths[0]) if args.lengths else None
     growth = {name: {length: curve[length][name]["step_seconds"]["cpu_median"]
                      / curve[first][name]["step_seconds"]["cpu_median"] for length in curve}
-              for name in CURVE}
+              for name in CURVE} if first else {}
     rcps_over_standard = {length: curve[length]["rcps"]["ratio_to_standard"]["cpu_median"]
                           for length in curve}
 
