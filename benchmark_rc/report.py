@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,15 @@ def _metrics_of(frame) -> tuple[str, ...]:
     return ()
 
 
-def _strip_box(ax, groups: list[np.ndarray], labels: list[str], rng: np.random.Generator,
+def _jitter(panel: str, label: str, n: int) -> np.ndarray:
+    """Horizontal offsets of a strip's points, seeded by its panel and label alone: a figure
+    does not move when another panel, strategy or dataset gains runs (crc32, unlike hash(),
+    is the same in every process)."""
+    rng = np.random.default_rng(zlib.crc32(f"{panel}\0{label}".encode()))
+    return rng.uniform(-0.15, 0.15, n)
+
+
+def _strip_box(ax, groups: list[np.ndarray], labels: list[str], panel: str,
                log: bool = False) -> None:
     data = [g[np.isfinite(g)] for g in groups]
     if log:
@@ -164,8 +173,8 @@ def _strip_box(ax, groups: list[np.ndarray], labels: list[str], rng: np.random.G
     if non_empty:
         ax.boxplot([data[i] for i in non_empty], positions=positions[non_empty], widths=0.6,
                    showfliers=False, medianprops={"color": "black"})
-    for pos, values in zip(positions, data, strict=True):
-        ax.scatter(pos + rng.uniform(-0.15, 0.15, values.size), values, s=14, alpha=0.8,
+    for pos, values, label in zip(positions, data, labels, strict=True):
+        ax.scatter(pos + _jitter(panel, label, values.size), values, s=14, alpha=0.8,
                    color="tab:blue", zorder=3)
     ax.set_xticks(positions)
     ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
@@ -250,7 +259,6 @@ def build_report(sweep_dir: str | os.PathLike,
     report_dir = sweep_dir / "report"
     fig_dir = report_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
     manifest: dict[str, Any] = {"markdown": str(report_dir / "report.md"), "figures": {}}
     lines = [f"# benchmark_rc report: {sweep_dir.name}", "",
              f"{n_own} finished runs from `{sweep_dir / 'results.csv'}`. Values are means ± "
@@ -301,8 +309,8 @@ def build_report(sweep_dir: str | os.PathLike,
                 panels = []
                 for ax, m in zip(axes[0], metric_names, strict=True):
                     groups = [sub.loc[sub["strategy"] == s, m].to_numpy(float) for s in strategies]
-                    _strip_box(ax, groups, labels, rng)
                     title = f"{dataset}: {METRIC_LABELS[m]}"
+                    _strip_box(ax, groups, labels, title)
                     ax.set_title(title)
                     panels.append(title)
                 figures[f"{dataset}_metrics"] = {**_save(fig, fig_dir / f"{dataset}_metrics"),
@@ -313,8 +321,8 @@ def build_report(sweep_dir: str | os.PathLike,
             fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(strategies) + 2), 4.2))
             groups = [sub.loc[sub["strategy"] == s, "rc_divergence"].to_numpy(float)
                       for s in strategies]
-            _strip_box(ax, groups, labels, rng, log=True)
             title = f"{dataset}: RC divergence (log scale)"
+            _strip_box(ax, groups, labels, title, log=True)
             ax.set_title(title)
             ax.set_ylabel(f"rc_divergence (0 drawn at {_LOG_FLOOR:g})")
             figures[f"{dataset}_rc_divergence"] = {
@@ -335,9 +343,9 @@ def build_report(sweep_dir: str | os.PathLike,
                           "|---|---|---|---|---|"]
                 for ax, m in zip(axes[0], metric_names, strict=True):
                     paired = _paired_vs_baseline(sub, m, strategies)
-                    _strip_box(ax, [paired[s]["diffs"] for s in others], other_labels, rng)
-                    ax.axhline(0, color="grey", lw=1)
                     title = f"{dataset}: {METRIC_LABELS[m]} minus {BASELINE}"
+                    _strip_box(ax, [paired[s]["diffs"] for s in others], other_labels, title)
+                    ax.axhline(0, color="grey", lw=1)
                     ax.set_title(title)
                     panels.append(title)
                     for s in others:

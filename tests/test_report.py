@@ -187,3 +187,22 @@ def test_compare_with_refuses_different_data(tmp_path):
                  [{"name": "d", "simulate": {"length": 1000}}])
     with pytest.raises(UserError, match="defined differently"):
         build_report(tmp_path / "a", compare_with=[tmp_path / "b"])
+
+
+def test_a_datasets_figures_do_not_move_when_another_dataset_gains_runs(sweep_dir, manifest,
+                                                                         tmp_path):
+    # profB sorts before simA; the strip-plot jitter of simA's points must not depend on how
+    # many points were drawn before them, or a committed figure changes with unrelated results
+    frame = pd.read_csv(sweep_dir / "results.csv")
+    extra = frame[(frame["dataset"] == "profB") & (frame["seed"] == SEEDS[0])].copy()
+    extra["seed"] = 7777
+    extra["run_id"] = extra["run_id"].str.replace(f"s{SEEDS[0]}", "s7777")
+    grown = tmp_path / "grown"
+    grown.mkdir()
+    pd.concat([frame, extra]).to_csv(grown / "results.csv", index=False)
+    build_report(grown)
+    for name in ("simA_metrics", "simA_rc_divergence", "simA_vs_posthoc"):
+        before = (sweep_dir / "report" / "figures" / f"{name}.svg").read_bytes()
+        assert (grown / "report" / "figures" / f"{name}.svg").read_bytes() == before, name
+    changed = (grown / "report" / "figures" / "profB_metrics.svg").read_bytes()
+    assert changed != (sweep_dir / "report" / "figures" / "profB_metrics.svg").read_bytes()
