@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from benchmark_rc.fileio import atomic_write_text
 from benchmark_rc.report import load_results, split_compat
@@ -53,8 +54,6 @@ def dataset_table(frame, dataset: str) -> list[str]:
 
 
 def untrained_histories(frame) -> list[str]:
-    import pandas as pd
-
     lines = [f"## Runs stopped by epoch {UNTRAINED_EPOCHS}: where their val_loss was lowest", "",
              "| run | epochs | lowest val_loss (epoch) | val auROC, epoch 1 → last |",
              "|---|---|---|---|"]
