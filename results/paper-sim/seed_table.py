@@ -5,7 +5,9 @@ brackets, the epochs it trained; then the mean ± SD over the seeds finished (n)
 runs stopped by epoch 20 (2 × the patience of 10: such a run never left sim1000's val_loss
 plateau). Then, for each such run whose per-epoch history is committed (history/<run_id>.csv,
 copied from the run directories), the epoch of its lowest val_loss, which early stopping kept
-and waited 10 epochs to beat, and the validation auROC at the first and the last epoch.
+and waited 10 epochs to beat, and the validation auROC at the first and the last epoch. Last,
+every committed history ordered by its epoch-1 val_loss: a run whose first val_loss is as low as
+the plateau's (about 0.66-0.67) stops at epoch 11 unless it leaves the plateau by then.
 Only the default-layer rows and the original-stack RCPS (`compat = original`) are
 tabulated; the ablation rows (`original-bn`, `original-conv`) are in report/report.md. Run from
 the repository root:
@@ -53,19 +55,38 @@ def dataset_table(frame, dataset: str) -> list[str]:
     return lines
 
 
+def history(run_id: str) -> pd.DataFrame | None:
+    """The committed per-epoch history of ``run_id``, or None when it was not kept."""
+    path = HERE / "history" / f"{run_id}.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def lowest_val_loss(history: pd.DataFrame) -> str:
+    best = int(history["val_loss"].idxmin())
+    return f"{history['val_loss'][best]:.4f} ({best + 1})"
+
+
 def untrained_histories(frame) -> list[str]:
     lines = [f"## Runs stopped by epoch {UNTRAINED_EPOCHS}: where their val_loss was lowest", "",
              "| run | epochs | lowest val_loss (epoch) | val auROC, epoch 1 → last |",
              "|---|---|---|---|"]
     for run_id in frame.loc[frame["epochs"] <= UNTRAINED_EPOCHS, "run_id"].sort_values():
-        path = HERE / "history" / f"{run_id}.csv"
-        if not path.is_file():
-            continue
-        history = pd.read_csv(path)
-        best = int(history["val_loss"].idxmin())
-        lines.append(f"| {run_id} | {len(history)} | {history['val_loss'][best]:.4f} "
-                     f"({best + 1}) | {history['val_auroc'].iloc[0]:.3f} → "
-                     f"{history['val_auroc'].iloc[-1]:.3f} |")
+        epochs = history(run_id)
+        if epochs is not None:
+            lines.append(f"| {run_id} | {len(epochs)} | {lowest_val_loss(epochs)} | "
+                         f"{epochs['val_auroc'].iloc[0]:.3f} → "
+                         f"{epochs['val_auroc'].iloc[-1]:.3f} |")
+    return lines + [""]
+
+
+def first_epoch_table(frame) -> list[str]:
+    kept = {run_id: epochs for run_id in frame["run_id"]
+            if (epochs := history(run_id)) is not None}
+    lines = ["## Every committed history, by its epoch-1 val_loss", "",
+             "| run | epochs | val_loss, epoch 1 | lowest val_loss (epoch) |", "|---|---|---|---|"]
+    for run_id, epochs in sorted(kept.items(), key=lambda item: item[1]["val_loss"].iloc[0]):
+        lines.append(f"| {run_id} | {len(epochs)} | {epochs['val_loss'].iloc[0]:.4f} | "
+                     f"{lowest_val_loss(epochs)} |")
     return lines + [""]
 
 
@@ -75,7 +96,7 @@ def main() -> None:
              "Written by `results/paper-sim/seed_table.py` from `results.csv`.", ""]
     for dataset in sorted(frame["dataset"].unique(), key=lambda d: int(d.removeprefix("sim"))):
         lines += dataset_table(frame, dataset)
-    lines += untrained_histories(frame)
+    lines += untrained_histories(frame) + first_epoch_table(frame)
     atomic_write_text(HERE / "seed_table.md", "\n".join(lines))
 
 
