@@ -7,7 +7,8 @@ plateau). Then, for each such run whose per-epoch history is committed (history/
 copied from the run directories), the epoch of its lowest val_loss, which early stopping kept
 and waited 10 epochs to beat, and the validation auROC at the first and the last epoch. Last,
 every committed history ordered by its epoch-1 val_loss: a run whose first val_loss is as low as
-the plateau's (about 0.66-0.67) stops at epoch 11 unless it leaves the plateau by then.
+the plateau's (about 0.66-0.67) sets a mark the plateau rarely beats, so patience 10 runs out
+within a few epochs of 11 unless the run leaves the plateau by then.
 Only the default-layer rows and the original-stack RCPS (`compat = original`) are
 tabulated; the ablation rows (`original-bn`, `original-conv`) are in report/report.md. Run from
 the repository root:
@@ -61,9 +62,9 @@ def history(run_id: str) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
-def lowest_val_loss(history: pd.DataFrame) -> str:
-    best = int(history["val_loss"].idxmin())
-    return f"{history['val_loss'][best]:.4f} ({best + 1})"
+def lowest_val_loss(epochs: pd.DataFrame) -> str:
+    best = int(epochs["val_loss"].idxmin())
+    return f"{epochs['val_loss'][best]:.4f} ({best + 1})"
 
 
 def untrained_histories(frame) -> list[str]:
