@@ -56,10 +56,10 @@ def dataset_table(frame, dataset: str) -> list[str]:
     return lines
 
 
-def history(run_id: str) -> pd.DataFrame | None:
-    """The committed per-epoch history of ``run_id``, or None when it was not kept."""
-    path = HERE / "history" / f"{run_id}.csv"
-    return pd.read_csv(path) if path.is_file() else None
+def committed_histories(frame) -> dict[str, pd.DataFrame]:
+    """The per-epoch history of each run of ``frame`` whose history/<run_id>.csv is committed."""
+    paths = {run_id: HERE / "history" / f"{run_id}.csv" for run_id in frame["run_id"]}
+    return {run_id: pd.read_csv(path) for run_id, path in paths.items() if path.is_file()}
 
 
 def lowest_val_loss(epochs: pd.DataFrame) -> str:
@@ -67,25 +67,22 @@ def lowest_val_loss(epochs: pd.DataFrame) -> str:
     return f"{epochs['val_loss'][best]:.4f} ({best + 1})"
 
 
-def untrained_histories(frame) -> list[str]:
+def untrained_histories(frame, histories: dict[str, pd.DataFrame]) -> list[str]:
     lines = [f"## Runs stopped by epoch {UNTRAINED_EPOCHS}: where their val_loss was lowest", "",
              "| run | epochs | lowest val_loss (epoch) | val auROC, epoch 1 → last |",
              "|---|---|---|---|"]
     for run_id in frame.loc[frame["epochs"] <= UNTRAINED_EPOCHS, "run_id"].sort_values():
-        epochs = history(run_id)
-        if epochs is not None:
+        if (epochs := histories.get(run_id)) is not None:
             lines.append(f"| {run_id} | {len(epochs)} | {lowest_val_loss(epochs)} | "
                          f"{epochs['val_auroc'].iloc[0]:.3f} → "
                          f"{epochs['val_auroc'].iloc[-1]:.3f} |")
     return lines + [""]
 
 
-def first_epoch_table(frame) -> list[str]:
-    kept = {run_id: epochs for run_id in frame["run_id"]
-            if (epochs := history(run_id)) is not None}
+def first_epoch_table(histories: dict[str, pd.DataFrame]) -> list[str]:
     lines = ["## Every committed history, by its epoch-1 val_loss", "",
              "| run | epochs | val_loss, epoch 1 | lowest val_loss (epoch) |", "|---|---|---|---|"]
-    for run_id, epochs in sorted(kept.items(), key=lambda item: item[1]["val_loss"].iloc[0]):
+    for run_id, epochs in sorted(histories.items(), key=lambda item: item[1]["val_loss"].iloc[0]):
         lines.append(f"| {run_id} | {len(epochs)} | {epochs['val_loss'].iloc[0]:.4f} | "
                      f"{lowest_val_loss(epochs)} |")
     return lines + [""]
@@ -97,7 +94,8 @@ def main() -> None:
              "Written by `results/paper-sim/seed_table.py` from `results.csv`.", ""]
     for dataset in sorted(frame["dataset"].unique(), key=lambda d: int(d.removeprefix("sim"))):
         lines += dataset_table(frame, dataset)
-    lines += untrained_histories(frame) + first_epoch_table(frame)
+    histories = committed_histories(frame)
+    lines += untrained_histories(frame, histories) + first_epoch_table(histories)
     atomic_write_text(HERE / "seed_table.md", "\n".join(lines))
 
 
